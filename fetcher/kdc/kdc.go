@@ -1,0 +1,428 @@
+// Package kdc talks to Active Directory's Key Distribution Center: the AS
+// exchange that turns a password or keytab key into a ticket-granting ticket,
+// and the TGS exchange that turns that into a service ticket.
+//
+// It is written on gokrb5's message and crypto packages rather than its
+// client because a hook needs what that client lacks: a context deadline on
+// every network step, failover between KDCs on any network error, the
+// KDC's error code available to callers (clock skew, revoked, unknown
+// principal), and pre-authentication in the first request when the salt is
+// predictable, which saves a round trip on every login.
+package kdc
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/jcmturner/gokrb5/v8/config"
+	"github.com/jcmturner/gokrb5/v8/crypto"
+	"github.com/jcmturner/gokrb5/v8/iana/errorcode"
+	"github.com/jcmturner/gokrb5/v8/iana/etypeID"
+	"github.com/jcmturner/gokrb5/v8/iana/keyusage"
+	"github.com/jcmturner/gokrb5/v8/iana/nametype"
+	"github.com/jcmturner/gokrb5/v8/iana/patype"
+	"github.com/jcmturner/gokrb5/v8/messages"
+	"github.com/jcmturner/gokrb5/v8/types"
+)
+
+// Etypes are the encryption types requested, strongest first.
+var Etypes = []int32{etypeID.AES256_CTS_HMAC_SHA1_96, etypeID.AES128_CTS_HMAC_SHA1_96, etypeID.RC4_HMAC}
+
+// Error is a KRB-ERROR answered by a KDC.
+type Error struct {
+	Code       int32
+	Server     string // the KDC that answered
+	ServerTime time.Time
+	Text       string // e-text, when the KDC sent one
+}
+
+func (e *Error) Error() string {
+	name := errorcode.Lookup(e.Code)
+	if i := strings.IndexByte(name, ' '); i > 0 {
+		name = name[:i]
+	}
+	return fmt.Sprintf("kdc %s answered %s (%d)", e.Server, strings.ToLower(name), e.Code)
+}
+
+// Is lets callers test an *Error against the sentinel errors below.
+func (e *Error) Is(target error) bool {
+	switch target {
+	case ErrBadCredentials:
+		return e.Code == errorcode.KDC_ERR_PREAUTH_FAILED
+	case ErrUnknownPrincipal:
+		return e.Code == errorcode.KDC_ERR_C_PRINCIPAL_UNKNOWN
+	case ErrRevoked:
+		return e.Code == errorcode.KDC_ERR_CLIENT_REVOKED
+	case ErrSkew:
+		return e.Code == errorcode.KRB_AP_ERR_SKEW
+	case ErrKeyExpired:
+		return e.Code == errorcode.KDC_ERR_KEY_EXPIRED
+	case ErrUnknownService:
+		return e.Code == errorcode.KDC_ERR_S_PRINCIPAL_UNKNOWN
+	}
+	return false
+}
+
+// Conditions with a fix, matched with errors.Is.
+var (
+	ErrBadCredentials   = errors.New("wrong password or key")
+	ErrUnknownPrincipal = errors.New("no such account")
+	ErrUnknownService   = errors.New("no such service principal")
+	ErrRevoked          = errors.New("account disabled or locked out")
+	ErrSkew             = errors.New("clock skew too great")
+	ErrKeyExpired       = errors.New("password expired")
+	ErrUnreachable      = errors.New("no kdc reachable")
+)
+
+// Client talks to the KDCs of one realm.
+type Client struct {
+	Realm string
+	// KDCs are host:port addresses, tried in order.
+	KDCs []string
+	// Dial opens a connection; nil means net.Dialer.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// Lifetime and RenewLifetime are requested for new tickets.
+	Lifetime, RenewLifetime time.Duration
+}
+
+// Ticket is a ticket with its session key, as a credential cache holds it.
+type Ticket struct {
+	Client                                  types.PrincipalName
+	ClientRealm                             string
+	Server                                  types.PrincipalName
+	ServerRealm                             string
+	Ticket                                  messages.Ticket
+	Raw                                     []byte // DER of Ticket, exactly as the KDC sent it
+	SessionKey                              types.EncryptionKey
+	AuthTime, StartTime, EndTime, RenewTill time.Time
+	Flags                                   []byte // the ticket flags bit string, as sent
+	KDC                                     string // the KDC that issued it
+}
+
+// KeyFunc returns the client's long-term key for an etype and salt. It
+// returns ok=false for an etype it has no key for.
+type KeyFunc func(etype int32, salt string) (key types.EncryptionKey, ok bool, err error)
+
+// PasswordKeys is a KeyFunc for a password given as a UTF-8 string.
+func PasswordKeys(password string) KeyFunc {
+	return func(etype int32, salt string) (types.EncryptionKey, bool, error) {
+		et, err := crypto.GetEtype(etype)
+		if err != nil {
+			return types.EncryptionKey{}, false, nil
+		}
+		k, err := et.StringToKey(password, salt, et.GetDefaultStringToKeyParams())
+		if err != nil {
+			return types.EncryptionKey{}, false, err
+		}
+		return types.EncryptionKey{KeyType: etype, KeyValue: k}, true, nil
+	}
+}
+
+// FixedKeys is a KeyFunc for keys that do not depend on the salt (a keytab,
+// or keys already derived).
+func FixedKeys(keys []types.EncryptionKey) KeyFunc {
+	return func(etype int32, _ string) (types.EncryptionKey, bool, error) {
+		for _, k := range keys {
+			if k.KeyType == etype {
+				return k, true, nil
+			}
+		}
+		return types.EncryptionKey{}, false, nil
+	}
+}
+
+func (c *Client) config() *config.Config {
+	cfg := config.New()
+	cfg.LibDefaults.DefaultTktEnctypeIDs = Etypes
+	cfg.LibDefaults.DefaultTGSEnctypeIDs = Etypes
+	cfg.LibDefaults.NoAddresses = true
+	cfg.LibDefaults.Forwardable = true
+	cfg.LibDefaults.TicketLifetime = 10 * time.Hour
+	if c.Lifetime > 0 {
+		cfg.LibDefaults.TicketLifetime = c.Lifetime
+	}
+	cfg.LibDefaults.RenewLifetime = c.RenewLifetime
+	return cfg
+}
+
+// Login runs the AS exchange for a ticket-granting ticket. salt is the salt
+// to try first with the first etype keys has; when the KDC announces
+// another (ETYPE-INFO2), Login retries once with it.
+func (c *Client) Login(ctx context.Context, name types.PrincipalName, salt string, keys KeyFunc) (*Ticket, error) {
+	etype, key, err := firstKey(keys, salt)
+	if err != nil {
+		return nil, err
+	}
+	for attempt := 0; ; attempt++ {
+		req, err := messages.NewASReqForTGT(c.Realm, c.config(), name)
+		if err != nil {
+			return nil, fmt.Errorf("build login request: %w", err)
+		}
+		if err := addEncTimestamp(&req, key); err != nil {
+			return nil, err
+		}
+		b, err := req.Marshal()
+		if err != nil {
+			return nil, fmt.Errorf("encode login request: %w", err)
+		}
+		reply, kdc, err := c.send(ctx, b)
+		if err != nil {
+			return nil, err
+		}
+		var rep messages.ASRep
+		if rep.Unmarshal(reply) == nil {
+			return c.asTicket(rep, kdc, req, keys, etype, salt, key)
+		}
+		kerr, err := parseError(reply, kdc)
+		if err != nil {
+			return nil, err
+		}
+		if code := kerr.msg.ErrorCode; attempt == 0 && (code == errorcode.KDC_ERR_PREAUTH_FAILED || code == errorcode.KDC_ERR_PREAUTH_REQUIRED || code == errorcode.KDC_ERR_ETYPE_NOSUPP) {
+			// The KDC says which etype and salt it wants; retry when that
+			// differs from what was tried.
+			if e, s, ok := announced(kerr, keys); ok && (e != etype || s != salt) {
+				nk, ok, err := keys(e, s)
+				if err != nil {
+					return nil, err
+				}
+				if ok {
+					etype, salt, key = e, s, nk
+					continue
+				}
+			}
+		}
+		return nil, kerr.err()
+	}
+}
+
+// ErrNoKey means a KeyFunc has no key for any etype requested.
+var ErrNoKey = errors.New("no key for aes256, aes128 or rc4")
+
+func firstKey(keys KeyFunc, salt string) (int32, types.EncryptionKey, error) {
+	for _, e := range Etypes {
+		k, ok, err := keys(e, salt)
+		if err != nil {
+			return 0, types.EncryptionKey{}, err
+		}
+		if ok {
+			return e, k, nil
+		}
+	}
+	return 0, types.EncryptionKey{}, ErrNoKey
+}
+
+func addEncTimestamp(req *messages.ASReq, key types.EncryptionKey) error {
+	ts, err := types.GetPAEncTSEncAsnMarshalled()
+	if err != nil {
+		return err
+	}
+	ed, err := crypto.GetEncryptedData(ts, key, keyusage.AS_REQ_PA_ENC_TIMESTAMP, 0)
+	if err != nil {
+		return fmt.Errorf("encrypt pre-authentication: %w", err)
+	}
+	b, err := ed.Marshal()
+	if err != nil {
+		return err
+	}
+	req.PAData = append(req.PAData, types.PAData{PADataType: patype.PA_ENC_TIMESTAMP, PADataValue: b})
+	return nil
+}
+
+// announced returns the first etype in the KDC's ETYPE-INFO2 that keys can
+// provide, with its salt.
+func announced(kerr *krbError, keys KeyFunc) (int32, string, bool) {
+	var pas types.PADataSequence
+	if len(kerr.msg.EData) == 0 || pas.Unmarshal(kerr.msg.EData) != nil {
+		return 0, "", false
+	}
+	for _, pa := range pas {
+		if pa.PADataType != patype.PA_ETYPE_INFO2 {
+			continue
+		}
+		info, err := pa.GetETypeInfo2()
+		if err != nil {
+			return 0, "", false
+		}
+		for _, e := range info {
+			if _, ok, _ := keys(e.EType, e.Salt); ok {
+				return e.EType, e.Salt, true
+			}
+		}
+	}
+	return 0, "", false
+}
+
+func (c *Client) asTicket(rep messages.ASRep, kdc string, req messages.ASReq, keys KeyFunc, etype int32, salt string, key types.EncryptionKey) (*Ticket, error) {
+	// The reply may be encrypted with another etype or salt than the one
+	// used for pre-authentication; the KDC says which in its PA-DATA.
+	if rep.EncPart.EType != etype {
+		s := salt
+		for _, pa := range rep.PAData {
+			if pa.PADataType == patype.PA_ETYPE_INFO2 {
+				if info, err := pa.GetETypeInfo2(); err == nil && len(info) > 0 && info[0].Salt != "" {
+					s = info[0].Salt
+				}
+			}
+		}
+		k, ok, err := keys(rep.EncPart.EType, s)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			return nil, fmt.Errorf("kdc %s encrypted its reply with etype %d, for which there is no key", kdc, rep.EncPart.EType)
+		}
+		key = k
+	}
+	plain, err := crypto.DecryptEncPart(rep.EncPart, key, keyusage.AS_REP_ENCPART)
+	if err != nil {
+		return nil, fmt.Errorf("kdc %s: decrypt login reply: %w", kdc, ErrBadCredentials)
+	}
+	var enc messages.EncKDCRepPart
+	if err := enc.Unmarshal(plain); err != nil {
+		// Some KDCs tag the AS reply part as a TGS reply part.
+		return nil, fmt.Errorf("kdc %s: decode login reply: %w", kdc, err)
+	}
+	if enc.Nonce != req.ReqBody.Nonce {
+		return nil, fmt.Errorf("kdc %s: login reply does not answer our request (nonce mismatch)", kdc)
+	}
+	return c.ticket(rep.CName, rep.CRealm, rep.Ticket, enc, kdc)
+}
+
+func (c *Client) ticket(cname types.PrincipalName, crealm string, tkt messages.Ticket, enc messages.EncKDCRepPart, kdc string) (*Ticket, error) {
+	raw, err := tkt.Marshal()
+	if err != nil {
+		return nil, fmt.Errorf("encode ticket: %w", err)
+	}
+	start := enc.StartTime
+	if start.IsZero() {
+		start = enc.AuthTime
+	}
+	return &Ticket{
+		Client: cname, ClientRealm: crealm,
+		Server: enc.SName, ServerRealm: enc.SRealm,
+		Ticket: tkt, Raw: raw, SessionKey: enc.Key,
+		AuthTime: enc.AuthTime, StartTime: start, EndTime: enc.EndTime, RenewTill: enc.RenewTill,
+		Flags: enc.Flags.Bytes, KDC: kdc,
+	}, nil
+}
+
+// ServiceTicket runs the TGS exchange for service (e.g.
+// "ldap/dc1.corp.example.test") with a ticket-granting ticket.
+func (c *Client) ServiceTicket(ctx context.Context, tgt *Ticket, service string) (*Ticket, error) {
+	sname := types.NewPrincipalName(nametype.KRB_NT_SRV_INST, service)
+	req, err := messages.NewTGSReq(tgt.Client, c.Realm, c.config(), tgt.Ticket, tgt.SessionKey, sname, false)
+	if err != nil {
+		return nil, fmt.Errorf("build service ticket request: %w", err)
+	}
+	b, err := req.Marshal()
+	if err != nil {
+		return nil, fmt.Errorf("encode service ticket request: %w", err)
+	}
+	reply, kdc, err := c.send(ctx, b)
+	if err != nil {
+		return nil, err
+	}
+	var rep messages.TGSRep
+	if rep.Unmarshal(reply) != nil {
+		kerr, err := parseError(reply, kdc)
+		if err != nil {
+			return nil, err
+		}
+		return nil, kerr.err()
+	}
+	plain, err := crypto.DecryptEncPart(rep.EncPart, tgt.SessionKey, keyusage.TGS_REP_ENCPART_SESSION_KEY)
+	if err != nil {
+		return nil, fmt.Errorf("kdc %s: decrypt service ticket reply: %w", kdc, err)
+	}
+	var enc messages.EncKDCRepPart
+	if err := enc.Unmarshal(plain); err != nil {
+		return nil, fmt.Errorf("kdc %s: decode service ticket reply: %w", kdc, err)
+	}
+	if enc.Nonce != req.ReqBody.Nonce {
+		return nil, fmt.Errorf("kdc %s: service ticket reply does not answer our request (nonce mismatch)", kdc)
+	}
+	return c.ticket(rep.CName, rep.CRealm, rep.Ticket, enc, kdc)
+}
+
+type krbError struct {
+	msg messages.KRBError
+	kdc string
+}
+
+func (k *krbError) err() error {
+	return &Error{Code: k.msg.ErrorCode, Server: k.kdc, ServerTime: k.msg.STime, Text: k.msg.EText}
+}
+
+func parseError(reply []byte, kdc string) (*krbError, error) {
+	var m messages.KRBError
+	if err := m.Unmarshal(reply); err != nil {
+		return nil, fmt.Errorf("kdc %s: reply is neither a ticket nor an error: %w", kdc, err)
+	}
+	return &krbError{msg: m, kdc: kdc}, nil
+}
+
+// maxReply bounds a KDC reply; AD tickets with large PACs stay far below.
+const maxReply = 1 << 20
+
+// send delivers a request over TCP to the first KDC that answers, failing
+// over to the next on any network error. It returns the reply and the KDC.
+func (c *Client) send(ctx context.Context, req []byte) ([]byte, string, error) {
+	if len(c.KDCs) == 0 {
+		return nil, "", fmt.Errorf("realm %s: %w: no kdc configured or found", c.Realm, ErrUnreachable)
+	}
+	var errs []string
+	for _, kdc := range c.KDCs {
+		reply, err := c.exchange(ctx, kdc, req)
+		if err == nil {
+			return reply, kdc, nil
+		}
+		if ctx.Err() != nil {
+			errs = append(errs, fmt.Sprintf("%s: %v", kdc, context.Cause(ctx)))
+			break
+		}
+		errs = append(errs, fmt.Sprintf("%s: %v", kdc, err))
+	}
+	return nil, "", fmt.Errorf("%w (%s)", ErrUnreachable, strings.Join(errs, "; "))
+}
+
+func (c *Client) exchange(ctx context.Context, kdc string, req []byte) ([]byte, error) {
+	dial := c.Dial
+	if dial == nil {
+		dial = (&net.Dialer{}).DialContext
+	}
+	conn, err := dial(ctx, "tcp", kdc)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		conn.SetDeadline(dl)
+	}
+	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+	msg := make([]byte, 4+len(req))
+	binary.BigEndian.PutUint32(msg, uint32(len(req)))
+	copy(msg[4:], req)
+	if _, err := conn.Write(msg); err != nil {
+		return nil, err
+	}
+	var hdr [4]byte
+	if _, err := io.ReadFull(conn, hdr[:]); err != nil {
+		return nil, fmt.Errorf("read reply: %w", err)
+	}
+	n := binary.BigEndian.Uint32(hdr[:])
+	if n > maxReply {
+		return nil, fmt.Errorf("reply of %d bytes is too large", n)
+	}
+	reply := make([]byte, n)
+	if _, err := io.ReadFull(conn, reply); err != nil {
+		return nil, fmt.Errorf("read reply: %w", err)
+	}
+	return reply, nil
+}
