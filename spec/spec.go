@@ -27,7 +27,10 @@ type CredSpec struct {
 	CmsPlugins            []string              `json:"CmsPlugins"`
 	DomainJoinConfig      DomainJoinConfig      `json:"DomainJoinConfig"`
 	ActiveDirectoryConfig ActiveDirectoryConfig `json:"ActiveDirectoryConfig"`
-	HostAccountConfig     *HostAccountConfig    `json:"HostAccountConfig,omitempty"`
+	// HostAccountConfig belongs inside ActiveDirectoryConfig, where
+	// New-CredentialSpec and ECS put it; some hand-written specs put it at
+	// the top level, which is accepted too.
+	HostAccountConfig *HostAccountConfig `json:"HostAccountConfig,omitempty"`
 }
 
 // DomainJoinConfig describes the domain and the gMSA's account.
@@ -42,7 +45,8 @@ type DomainJoinConfig struct {
 
 // ActiveDirectoryConfig lists the gMSAs the spec may use.
 type ActiveDirectoryConfig struct {
-	GroupManagedServiceAccounts []GMSA `json:"GroupManagedServiceAccounts"`
+	GroupManagedServiceAccounts []GMSA             `json:"GroupManagedServiceAccounts"`
+	HostAccountConfig           *HostAccountConfig `json:"HostAccountConfig,omitempty"`
 }
 
 // GMSA is one entry of GroupManagedServiceAccounts; Scope is the DNS or
@@ -148,8 +152,11 @@ func (cs *CredSpec) validate() error {
 			return fmt.Errorf("%w: gMSA name %q has characters an account name cannot have", ErrMalformed, g.Name)
 		}
 	}
-	if h := cs.HostAccountConfig; h != nil && h.PluginInput.CredentialArn == "" {
-		return fmt.Errorf("%w: HostAccountConfig.PluginInput.CredentialArn is empty", ErrMalformed)
+	if cs.HostAccountConfig != nil && cs.ActiveDirectoryConfig.HostAccountConfig != nil {
+		return fmt.Errorf("%w: HostAccountConfig appears both inside ActiveDirectoryConfig and at the top level", ErrMalformed)
+	}
+	if h := cs.hostAccount(); h != nil && h.PluginInput.CredentialArn == "" {
+		return fmt.Errorf("%w: ActiveDirectoryConfig.HostAccountConfig.PluginInput.CredentialArn is empty", ErrMalformed)
 	}
 	return nil
 }
@@ -170,13 +177,20 @@ func (cs *CredSpec) Realm() string { return strings.ToUpper(cs.DNSDomain()) }
 
 // Domainless reports whether the spec reads the password as a standard user
 // named by a secret rather than as the host's machine account.
-func (cs *CredSpec) Domainless() bool { return cs.HostAccountConfig != nil }
+func (cs *CredSpec) Domainless() bool { return cs.hostAccount() != nil }
+
+func (cs *CredSpec) hostAccount() *HostAccountConfig {
+	if h := cs.ActiveDirectoryConfig.HostAccountConfig; h != nil {
+		return h
+	}
+	return cs.HostAccountConfig
+}
 
 // CredentialArn is where the domainless reader's secret lives ("" when the
 // spec is not domainless).
 func (cs *CredSpec) CredentialArn() string {
-	if cs.HostAccountConfig == nil {
-		return ""
+	if h := cs.hostAccount(); h != nil {
+		return h.PluginInput.CredentialArn
 	}
-	return cs.HostAccountConfig.PluginInput.CredentialArn
+	return ""
 }

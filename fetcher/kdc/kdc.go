@@ -20,6 +20,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jcmturner/gofork/encoding/asn1"
 	"github.com/jcmturner/gokrb5/v8/config"
 	"github.com/jcmturner/gokrb5/v8/crypto"
 	"github.com/jcmturner/gokrb5/v8/iana/errorcode"
@@ -44,10 +45,26 @@ type Error struct {
 
 func (e *Error) Error() string {
 	name := errorcode.Lookup(e.Code)
-	if i := strings.IndexByte(name, ' '); i > 0 {
-		name = name[:i]
+	// Lookup gives "(24) KDC_ERR_PREAUTH_FAILED Pre-authentication ...".
+	if f := strings.Fields(name); len(f) > 1 {
+		name = f[1]
 	}
-	return fmt.Sprintf("kdc %s answered %s (%d)", e.Server, strings.ToLower(name), e.Code)
+	what := ""
+	switch e.Code {
+	case errorcode.KDC_ERR_PREAUTH_FAILED:
+		what = ErrBadCredentials.Error() + " "
+	case errorcode.KDC_ERR_C_PRINCIPAL_UNKNOWN:
+		what = ErrUnknownPrincipal.Error() + " "
+	case errorcode.KDC_ERR_S_PRINCIPAL_UNKNOWN:
+		what = ErrUnknownService.Error() + " "
+	case errorcode.KDC_ERR_CLIENT_REVOKED:
+		what = ErrRevoked.Error() + " "
+	case errorcode.KDC_ERR_KEY_EXPIRED:
+		what = ErrKeyExpired.Error() + " "
+	case errorcode.KRB_AP_ERR_SKEW:
+		what = fmt.Sprintf("%s: kdc time %s, ours %s ", ErrSkew, e.ServerTime.UTC().Format(time.RFC3339), time.Now().UTC().Format(time.RFC3339))
+	}
+	return fmt.Sprintf("%s(kerberos error %d %s)", what, e.Code, strings.ToLower(name))
 }
 
 // Is lets callers test an *Error against the sentinel errors below.
@@ -89,6 +106,9 @@ type Client struct {
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 	// Lifetime and RenewLifetime are requested for new tickets.
 	Lifetime, RenewLifetime time.Duration
+	// Now is the clock used for pre-authentication; nil means time.Now.
+	// Tests set it to show how a skewed host clock is reported.
+	Now func() time.Time
 }
 
 // Ticket is a ticket with its session key, as a credential cache holds it.
@@ -164,7 +184,7 @@ func (c *Client) Login(ctx context.Context, name types.PrincipalName, salt strin
 		if err != nil {
 			return nil, fmt.Errorf("build login request: %w", err)
 		}
-		if err := addEncTimestamp(&req, key); err != nil {
+		if err := c.addEncTimestamp(&req, key); err != nil {
 			return nil, err
 		}
 		b, err := req.Marshal()
@@ -217,8 +237,13 @@ func firstKey(keys KeyFunc, salt string) (int32, types.EncryptionKey, error) {
 	return 0, types.EncryptionKey{}, ErrNoKey
 }
 
-func addEncTimestamp(req *messages.ASReq, key types.EncryptionKey) error {
-	ts, err := types.GetPAEncTSEncAsnMarshalled()
+func (c *Client) addEncTimestamp(req *messages.ASReq, key types.EncryptionKey) error {
+	now := time.Now
+	if c.Now != nil {
+		now = c.Now
+	}
+	t := now().UTC()
+	ts, err := asn1.Marshal(types.PAEncTSEnc{PATimestamp: t.Truncate(time.Second), PAUSec: t.Nanosecond() / 1000})
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,49 @@
+package main
+
+import (
+	"errors"
+	"io/fs"
+
+	"github.com/gmsa-hook/gmsa-hook/fetcher"
+	"github.com/gmsa-hook/gmsa-hook/fetcher/kdc"
+	"github.com/gmsa-hook/gmsa-hook/spec"
+)
+
+// hint pairs a condition with what an operator can do about it. The list is
+// the one place hints live; docs/errors.md is checked against it by a test.
+type hint struct {
+	err  error
+	text string
+}
+
+var hintTable = []hint{
+	{spec.ErrMalformed, "check the credential spec against the CredSpec format (CmsPlugins, DomainJoinConfig, ActiveDirectoryConfig.GroupManagedServiceAccounts)"},
+	{spec.ErrInsecureFile, "make the secret file readable by its owner only: chmod 600 FILE"},
+	{spec.ErrNoRemote, "configure AWS access in the \"aws\" section of the config file"},
+	{fs.ErrNotExist, "check the path; the hook runs as root in the host's mount namespace"},
+	{fs.ErrPermission, "run as root, or make the file readable by the user running gmsa-hook"},
+	{fetcher.ErrConfig, "see README.md for the configuration keys"},
+	{fetcher.ErrNotPermitted, "add the reading account to PrincipalsAllowedToRetrieveManagedPassword (msDS-GroupMSAMembership) of the gMSA"},
+	{fetcher.ErrNoSuchGMSA, "check the gMSA name in ActiveDirectoryConfig.GroupManagedServiceAccounts; create it with New-ADServiceAccount or samba-tool service-account create"},
+	{fetcher.ErrDisabled, "enable the gMSA account in Active Directory (Enable-ADAccount, or samba-tool user enable)"},
+	{fetcher.ErrLayerRefused, "leave ldap_security unset (seal), or set \"ldaps\": true in the config file"},
+	{fetcher.ErrNoDC, "give the domain controllers in the config file (domain_controllers), or a dns_server that serves the domain's SRV records"},
+	{fetcher.ErrUnreachable, "check that the domain controllers answer on ports 88 and 389 (636 with ldaps) from this host"},
+	{fetcher.ErrDeadline, "check that the domain controllers answer, or raise \"timeout\" in the config file (keep it below the runtime's hook timeout)"},
+	{fetcher.ErrKeytab, "join the host to the domain, or point --keytab (\"keytab\" in the config file) at the machine account's keytab"},
+	{kdc.ErrBadCredentials, "check the reader's password in its secret, or re-export the host keytab if the machine password changed"},
+	{kdc.ErrUnknownPrincipal, "check the user name and domainName in the secret, or the keytab's principal"},
+	{kdc.ErrRevoked, "the account is disabled or locked out in Active Directory: enable or unlock it"},
+	{kdc.ErrSkew, "synchronise this host's clock with the domain controllers (chrony or systemd-timesyncd)"},
+	{kdc.ErrKeyExpired, "the reading account's password has expired: reset it in Active Directory and update the secret"},
+}
+
+func hints(err error) []string {
+	var out []string
+	for _, h := range hintTable {
+		if errors.Is(err, h.err) {
+			out = append(out, h.text)
+		}
+	}
+	return out
+}

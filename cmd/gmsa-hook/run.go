@@ -1,0 +1,86 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+)
+
+const usage = `gmsa-hook gives containers the Kerberos ticket of an AD group Managed Service Account.
+
+Usage:
+    gmsa-hook fetch --credspec SOURCE --out PATH [--config FILE] [--krb5-conf FILE] [--keytab FILE] [--timeout D]
+    gmsa-hook hook STAGE [--config FILE]     (called by the OCI runtime, state on stdin)
+    gmsa-hook install --runtime runc --bundle DIR [--config FILE]
+
+SOURCE is a credential spec: a path, file:///path, arn:aws:ssm:REGION:ACCOUNT:parameter/NAME
+or arn:aws:s3:::BUCKET/KEY, optionally prefixed credentialspec: or credentialspecdomainless:.
+
+Examples:
+    gmsa-hook fetch --credspec /etc/gmsa/webapp01.json --out /tmp/krb5cc
+    KRB5CCNAME=/tmp/krb5cc klist
+`
+
+// exitError is a failure already reported.
+var errUsage = errors.New("usage")
+
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	var err error
+	switch args[0] {
+	case "fetch":
+		err = runFetch(ctx, args[1:], stdout, stderr)
+	case "hook":
+		err = runHook(ctx, args[1:], stdin, stderr)
+	case "install":
+		err = runInstall(ctx, args[1:], stdout, stderr)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "gmsa-hook: error: unknown command %q\n", args[0])
+		fmt.Fprintf(stderr, "gmsa-hook: hint: run gmsa-hook help\n")
+		return 2
+	}
+	if err == nil {
+		return 0
+	}
+	if errors.Is(err, errUsage) || errors.Is(err, flag.ErrHelp) {
+		return 2
+	}
+	report(stderr, err)
+	return 1
+}
+
+// report prints an error as one line, then its hints.
+func report(w io.Writer, err error) {
+	msg := strings.ReplaceAll(err.Error(), "\n", " ")
+	fmt.Fprintf(w, "gmsa-hook: error: %s\n", msg)
+	for _, h := range hints(err) {
+		fmt.Fprintf(w, "gmsa-hook: hint: %s\n", h)
+	}
+}
+
+func newFlags(name string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("gmsa-hook "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, usage) }
+	return fs
+}
+
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		return errUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(fs.Output(), "gmsa-hook: error: unexpected argument %q\n", fs.Arg(0))
+		return errUsage
+	}
+	return nil
+}

@@ -1,0 +1,151 @@
+package fetcher
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/gmsa-hook/gmsa-hook/spec"
+)
+
+// Config is gmsa-hook's configuration file (JSON). Runtimes start hooks with
+// no environment, so everything a hook needs can be set here.
+type Config struct {
+	// DomainControllers, when set, are used instead of DNS SRV records and
+	// krb5.conf: host names (the LDAP service principal is ldap/<name>).
+	DomainControllers []string `json:"domain_controllers,omitempty"`
+	// DNSServer ("host:port") answers SRV and host lookups instead of the
+	// system resolver.
+	DNSServer string `json:"dns_server,omitempty"`
+	// KRB5Conf is read for the realm's kdc entries when DNS has no SRV
+	// records. Default: $KRB5_CONFIG, else /etc/krb5.conf.
+	KRB5Conf string `json:"krb5_conf,omitempty"`
+	// Keytab holds the host's machine account keys for domain-joined specs.
+	// Default /etc/krb5.keytab.
+	Keytab string `json:"keytab,omitempty"`
+	// KeytabPrincipal picks the keytab entry; default the first machine
+	// principal (one ending in "$").
+	KeytabPrincipal string `json:"keytab_principal,omitempty"`
+	// Timeout bounds one whole fetch. Default 20s.
+	Timeout Duration `json:"timeout,omitempty"`
+	// LDAPS reads the password over TLS on port 636 instead of a sealed
+	// SASL layer on 389.
+	LDAPS bool `json:"ldaps,omitempty"`
+	// LDAPSCAFile verifies the DC's certificate; default the system roots.
+	LDAPSCAFile string `json:"ldaps_ca_file,omitempty"`
+	// LDAPSecurity is the SASL layer on 389: "seal" (default; what AD and
+	// Samba require), or "sign" and "none", which exist only to diagnose a
+	// DC's policy: AD refuses to send the password over them.
+	LDAPSecurity string `json:"ldap_security,omitempty"`
+	// TicketLifetime and RenewLifetime are requested for the gMSA's ticket;
+	// the domain's policy may shorten them. Defaults 10h and 7 days.
+	TicketLifetime Duration `json:"ticket_lifetime,omitempty"`
+	RenewLifetime  Duration `json:"renew_lifetime,omitempty"`
+	// RunDir is where the hook keeps per-container tickets (a tmpfs).
+	// Default /run/gmsa-hook.
+	RunDir string `json:"run_dir,omitempty"`
+	// LogFile, when set, receives one structured line per hook step.
+	LogFile string `json:"log_file,omitempty"`
+	// AWS configures SSM, S3 and Secrets Manager access.
+	AWS spec.AWSConfig `json:"aws,omitempty"`
+}
+
+// Defaults.
+const (
+	DefaultTimeout = 20 * time.Second
+	DefaultKeytab  = "/etc/krb5.keytab"
+	DefaultRunDir  = "/run/gmsa-hook"
+)
+
+// Duration is a time.Duration written as "20s" in JSON.
+type Duration time.Duration
+
+// UnmarshalJSON parses "1m30s" forms.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return errors.New("want a duration string such as \"20s\"")
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil || v <= 0 {
+		return fmt.Errorf("%q is not a positive duration such as \"20s\"", s)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalJSON writes the duration as a string.
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+
+// ErrConfig marks an unusable configuration file.
+var ErrConfig = errors.New("bad configuration")
+
+// LoadConfig reads a configuration file; unknown keys are errors.
+func LoadConfig(path string) (Config, error) {
+	var c Config
+	f, err := os.Open(path)
+	if err != nil {
+		return c, fmt.Errorf("config %s: %w", path, err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, 1<<20))
+	if err != nil {
+		return c, fmt.Errorf("config %s: %w", path, err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&c); err != nil {
+		return c, fmt.Errorf("config %s: %w: %s", path, ErrConfig, configProblem(err))
+	}
+	if err := c.validate(); err != nil {
+		return c, fmt.Errorf("config %s: %w: %v", path, ErrConfig, err)
+	}
+	return c, nil
+}
+
+func configProblem(err error) string {
+	msg := err.Error()
+	if k, ok := strings.CutPrefix(msg, "json: unknown field "); ok {
+		return "unknown key " + k
+	}
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		return fmt.Sprintf("key %q: want %s", te.Field, te.Type)
+	}
+	if strings.Contains(msg, "Go struct field") || strings.HasPrefix(msg, "json: ") {
+		return strings.TrimPrefix(msg, "json: ")
+	}
+	return msg
+}
+
+func (c *Config) validate() error {
+	switch c.LDAPSecurity {
+	case "", "seal", "sign", "none":
+	default:
+		return fmt.Errorf("key \"ldap_security\": %q is not one of seal, sign, none", c.LDAPSecurity)
+	}
+	return nil
+}
+
+func (c *Config) timeout() time.Duration {
+	if c.Timeout > 0 {
+		return time.Duration(c.Timeout)
+	}
+	return DefaultTimeout
+}
+
+// TimeoutOrDefault is the whole-fetch deadline.
+func (c *Config) TimeoutOrDefault() time.Duration { return c.timeout() }
+
+// RunDirOrDefault is where per-container tickets live.
+func (c *Config) RunDirOrDefault() string {
+	if c.RunDir != "" {
+		return c.RunDir
+	}
+	return DefaultRunDir
+}

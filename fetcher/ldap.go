@@ -1,0 +1,182 @@
+package fetcher
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-ldap/ldap/v3"
+
+	"github.com/gmsa-hook/gmsa-hook/fetcher/kdc"
+	"github.com/gmsa-hook/gmsa-hook/fetcher/sasl"
+)
+
+// account is what the directory says about a gMSA.
+type account struct {
+	SAM      string // sAMAccountName, with its "$"
+	DN       string
+	Blob     []byte // msDS-ManagedPassword; nil when not permitted
+	KVNO     int
+	Disabled bool
+}
+
+const uacAccountDisable = 0x2
+
+func baseDN(domain string) string {
+	return "DC=" + strings.Join(strings.Split(domain, "."), ",DC=")
+}
+
+// readAccount reads the gMSA's entry from the first DC that answers,
+// failing over to the next on network errors. It returns the DC used.
+func (c *Config) readAccount(ctx context.Context, d *dcs, kc *kdc.Client, tgt *kdc.Ticket, name, domain, dn string) (*account, string, error) {
+	var errs []string
+	for _, host := range d.ldap {
+		a, err := c.readAccountFrom(ctx, d, host, kc, tgt, name, domain, dn)
+		if err == nil {
+			return a, host, nil
+		}
+		if !isNetwork(err) || ctx.Err() != nil {
+			return nil, host, err
+		}
+		errs = append(errs, fmt.Sprintf("%s: %v", host, err))
+	}
+	return nil, "", fmt.Errorf("%w: no ldap server answered (%s)", ErrUnreachable, strings.Join(errs, "; "))
+}
+
+func isNetwork(err error) bool {
+	var ne net.Error
+	var oe *net.OpError
+	return errors.As(err, &ne) || errors.As(err, &oe) || errors.Is(err, kdc.ErrUnreachable) ||
+		ldap.IsErrorWithCode(err, ldap.ErrorNetwork)
+}
+
+func (c *Config) readAccountFrom(ctx context.Context, d *dcs, host string, kc *kdc.Client, tgt *kdc.Ticket, name, domain, dn string) (*account, error) {
+	st, err := kc.ServiceTicket(ctx, tgt, "ldap/"+host)
+	if err != nil {
+		return nil, fmt.Errorf("service ticket for ldap/%s: %w", host, err)
+	}
+	port := "389"
+	if c.LDAPS {
+		port = "636"
+	}
+	raw, err := d.dialr.DialContext(ctx, "tcp", net.JoinHostPort(host, port))
+	if err != nil {
+		return nil, err
+	}
+	defer raw.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		raw.SetDeadline(dl)
+	}
+	stop := context.AfterFunc(ctx, func() { raw.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+
+	var conn net.Conn = raw
+	layer := sasl.Confidentiality
+	switch c.LDAPSecurity {
+	case "sign":
+		layer = sasl.Integrity
+	case "none":
+		layer = sasl.None
+	}
+	if c.LDAPS {
+		tc, err := c.tlsConfig(host)
+		if err != nil {
+			return nil, err
+		}
+		t := tls.Client(raw, tc)
+		if err := t.HandshakeContext(ctx); err != nil {
+			return nil, fmt.Errorf("tls with %s: %w", host, err)
+		}
+		// AD refuses a SASL layer inside TLS.
+		conn, layer = t, sasl.None
+	}
+	sc := sasl.NewConn(conn)
+	l := ldap.NewConn(sc, c.LDAPS)
+	l.Start()
+	defer l.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		l.SetTimeout(time.Until(dl))
+	}
+	cl := &sasl.Client{CName: tgt.Client, CRealm: tgt.ClientRealm, Ticket: st.Ticket, SessionKey: st.SessionKey, Layer: layer}
+	if err := l.GSSAPIBindRequest(cl, &ldap.GSSAPIBindRequest{ServicePrincipalName: "ldap/" + host}); err != nil {
+		if ldap.IsErrorWithCode(err, ldap.LDAPResultStrongAuthRequired) {
+			return nil, fmt.Errorf("%w: bind with security layer %s: %v", ErrLayerRefused, layer, ldapMessage(err))
+		}
+		if errors.Is(err, sasl.ErrLayerRefused) {
+			return nil, fmt.Errorf("%w: %v", ErrLayerRefused, err)
+		}
+		return nil, fmt.Errorf("sasl gssapi bind: %w", err)
+	}
+	sc.Secure(cl)
+
+	req := &ldap.SearchRequest{
+		BaseDN:     baseDN(domain),
+		Scope:      ldap.ScopeWholeSubtree,
+		SizeLimit:  2,
+		Filter:     fmt.Sprintf("(&(objectClass=msDS-GroupManagedServiceAccount)(sAMAccountName=%s))", ldap.EscapeFilter(name+"$")),
+		Attributes: []string{"sAMAccountName", "msDS-ManagedPassword", "msDS-KeyVersionNumber", "userAccountControl"},
+	}
+	if dn != "" {
+		req.BaseDN, req.Scope, req.Filter = dn, ldap.ScopeBaseObject, "(objectClass=msDS-GroupManagedServiceAccount)"
+	}
+	res, err := l.Search(req)
+	if err != nil {
+		if ldap.IsErrorWithCode(err, ldap.LDAPResultNoSuchObject) {
+			return nil, fmt.Errorf("%w: no object %s", ErrNoSuchGMSA, req.BaseDN)
+		}
+		if strings.Contains(strings.ToLower(err.Error()), "encrypted connection") {
+			return nil, fmt.Errorf("%w: %v", ErrLayerRefused, ldapMessage(err))
+		}
+		return nil, fmt.Errorf("search %s: %w", req.BaseDN, err)
+	}
+	switch len(res.Entries) {
+	case 0:
+		return nil, fmt.Errorf("%w in %s", ErrNoSuchGMSA, req.BaseDN)
+	case 1:
+	default:
+		return nil, fmt.Errorf("%d accounts named %s$ in %s", len(res.Entries), name, req.BaseDN)
+	}
+	e := res.Entries[0]
+	a := &account{SAM: e.GetAttributeValue("sAMAccountName"), DN: e.DN}
+	if v := e.GetRawAttributeValue("msDS-ManagedPassword"); len(v) > 0 {
+		a.Blob = v
+	}
+	a.KVNO, _ = strconv.Atoi(e.GetAttributeValue("msDS-KeyVersionNumber"))
+	uac, _ := strconv.Atoi(e.GetAttributeValue("userAccountControl"))
+	a.Disabled = uac&uacAccountDisable != 0
+	if a.SAM == "" {
+		a.SAM = name + "$"
+	}
+	return a, nil
+}
+
+func ldapMessage(err error) string {
+	var le *ldap.Error
+	if errors.As(err, &le) && le.Err != nil {
+		return strings.TrimSpace(le.Err.Error())
+	}
+	return err.Error()
+}
+
+func (c *Config) tlsConfig(host string) (*tls.Config, error) {
+	tc := &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}
+	if c.LDAPSCAFile != "" {
+		pem, err := os.ReadFile(c.LDAPSCAFile)
+		if err != nil {
+			return nil, fmt.Errorf("ldaps ca file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("ldaps ca file %s: no pem certificates", c.LDAPSCAFile)
+		}
+		tc.RootCAs = pool
+	}
+	return tc, nil
+}

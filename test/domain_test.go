@@ -1,0 +1,131 @@
+// Package test holds gmsa-hook's integration and end-to-end tests: a real
+// Samba AD domain controller on loopback (test/setup-domain.sh), real
+// runtimes, and the gmsa-hook binary built from this tree.
+package test
+
+import (
+	"bufio"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// Domain is the local test domain that test/setup-domain.sh provisions.
+type Domain struct {
+	Dir                            string // state dir, e.g. /var/lib/gmsa-hook-test
+	Realm, DNSDomain, DCHost       string
+	ReaderUser, ReaderPassword     string
+	OutsiderUser, OutsiderPassword string
+	AdminPassword                  string
+	KRB5Config, HostKeytab         string
+	HostPrincipal                  string
+}
+
+// Credspec is the path of a credential spec setup-domain.sh wrote.
+func (d *Domain) Credspec(name string) string {
+	return filepath.Join(d.Dir, "credspecs", name+".json")
+}
+
+// Secrets are the test domain's passwords: no output may contain them.
+func (d *Domain) Secrets() []string {
+	return []string{d.ReaderPassword, d.OutsiderPassword, d.AdminPassword}
+}
+
+// needRoot skips a test run by hand without root, and fails it in CI.
+func needCI(t *testing.T, why string) {
+	t.Helper()
+	if os.Getenv("CI") != "" {
+		t.Fatalf("%s (CI must provide it: run ./test/run-tests.sh)", why)
+	}
+	t.Skipf("%s; run ./test/run-tests.sh as root", why)
+}
+
+var (
+	domainOnce sync.Once
+	domain     *Domain
+	domainErr  string
+)
+
+// testDomain returns the test domain, or skips (fails in CI) when
+// setup-domain.sh has not run.
+func testDomain(t *testing.T) *Domain {
+	t.Helper()
+	domainOnce.Do(func() {
+		dir := os.Getenv("GMSA_TEST_DIR")
+		if dir == "" {
+			dir = "/var/lib/gmsa-hook-test"
+		}
+		f, err := os.Open(filepath.Join(dir, "domain.env"))
+		if err != nil {
+			domainErr = "no test domain: " + err.Error()
+			return
+		}
+		defer f.Close()
+		env := map[string]string{}
+		s := bufio.NewScanner(f)
+		for s.Scan() {
+			k, v, ok := strings.Cut(s.Text(), "=")
+			if ok && !strings.HasPrefix(k, "#") {
+				env[strings.TrimSpace(k)] = strings.Trim(strings.TrimSpace(v), `'"`)
+			}
+		}
+		domain = &Domain{
+			Dir: dir, Realm: env["REALM"], DNSDomain: env["DOMAIN_DNS"], DCHost: env["DC_HOST"],
+			ReaderUser: env["READER_USER"], ReaderPassword: env["READER_PASSWORD"],
+			OutsiderUser: env["OUTSIDER_USER"], OutsiderPassword: env["OUTSIDER_PASSWORD"],
+			AdminPassword: env["ADMIN_PASSWORD"], KRB5Config: env["KRB5_CONFIG"],
+			HostKeytab: env["HOST_KEYTAB"], HostPrincipal: env["HOST_PRINCIPAL"],
+		}
+		if domain.Realm == "" || domain.ReaderPassword == "" {
+			domainErr = "domain.env is incomplete"
+			domain = nil
+		}
+	})
+	if domain == nil {
+		needCI(t, domainErr)
+	}
+	if os.Geteuid() != 0 {
+		needCI(t, "integration tests need root")
+	}
+	return domain
+}
+
+var (
+	binOnce sync.Once
+	binPath string
+	binErr  error
+	binOut  []byte
+)
+
+// gmsaHook builds the gmsa-hook binary from this tree once per test run.
+func gmsaHook(t *testing.T) string {
+	t.Helper()
+	binOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "gmsa-hook-bin-")
+		if err != nil {
+			binErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "gmsa-hook")
+		cmd := exec.Command("go", "build", "-o", binPath, "../cmd/gmsa-hook")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		binOut, binErr = cmd.CombinedOutput()
+	})
+	if binErr != nil {
+		t.Fatalf("build gmsa-hook: %v\n%s", binErr, binOut)
+	}
+	return binPath
+}
+
+// assertNoSecrets fails when out holds one of the domain's passwords.
+func assertNoSecrets(t *testing.T, d *Domain, out string) {
+	t.Helper()
+	for _, s := range d.Secrets() {
+		if s != "" && strings.Contains(out, s) {
+			t.Errorf("output reveals a secret:\n%s", out)
+		}
+	}
+}
