@@ -58,10 +58,6 @@ func isNetwork(err error) bool {
 }
 
 func (c *Config) readAccountFrom(ctx context.Context, d *dcs, host string, kc *kdc.Client, tgt *kdc.Ticket, name, domain, dn string) (*account, error) {
-	st, err := kc.ServiceTicket(ctx, tgt, "ldap/"+host)
-	if err != nil {
-		return nil, fmt.Errorf("service ticket for ldap/%s: %w", host, err)
-	}
 	port := "389"
 	if c.LDAPS {
 		port = "636"
@@ -76,8 +72,15 @@ func (c *Config) readAccountFrom(ctx context.Context, d *dcs, host string, kc *k
 	}
 	stop := context.AfterFunc(ctx, func() { raw.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
+	// The ticket is asked for once the DC answers, so an unreachable DC is
+	// skipped before its service principal is looked up.
+	st, err := kc.ServiceTicket(ctx, tgt, "ldap/"+host)
+	if err != nil {
+		return nil, fmt.Errorf("service ticket for ldap/%s: %w", host, err)
+	}
 
 	var conn net.Conn = raw
+	var binding []byte
 	layer := sasl.Confidentiality
 	switch c.LDAPSecurity {
 	case "sign":
@@ -94,8 +97,10 @@ func (c *Config) readAccountFrom(ctx context.Context, d *dcs, host string, kc *k
 		if err := t.HandshakeContext(ctx); err != nil {
 			return nil, fmt.Errorf("tls with %s: %w", host, err)
 		}
-		// AD refuses a SASL layer inside TLS.
+		// AD refuses a SASL layer inside TLS, and wants the bind tied to
+		// this TLS connection.
 		conn, layer = t, sasl.None
+		binding = sasl.TLSServerEndPoint(t.ConnectionState().PeerCertificates[0])
 	}
 	sc := sasl.NewConn(conn)
 	l := ldap.NewConn(sc, c.LDAPS)
@@ -104,7 +109,7 @@ func (c *Config) readAccountFrom(ctx context.Context, d *dcs, host string, kc *k
 	if dl, ok := ctx.Deadline(); ok {
 		l.SetTimeout(time.Until(dl))
 	}
-	cl := &sasl.Client{CName: tgt.Client, CRealm: tgt.ClientRealm, Ticket: st.Ticket, SessionKey: st.SessionKey, Layer: layer}
+	cl := &sasl.Client{CName: tgt.Client, CRealm: tgt.ClientRealm, Ticket: st.Ticket, SessionKey: st.SessionKey, Layer: layer, ChannelBinding: binding}
 	if err := l.GSSAPIBindRequest(cl, &ldap.GSSAPIBindRequest{ServicePrincipalName: "ldap/" + host}); err != nil {
 		if ldap.IsErrorWithCode(err, ldap.LDAPResultStrongAuthRequired) {
 			return nil, fmt.Errorf("%w: bind with security layer %s: %v", ErrLayerRefused, layer, ldapMessage(err))

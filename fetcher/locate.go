@@ -95,11 +95,17 @@ func (c *Config) locate(ctx context.Context, domain, realm string) (*dcs, error)
 				host, port = k, "88"
 			}
 			d.kdcs = append(d.kdcs, net.JoinHostPort(host, port))
-			d.ldap = append(d.ldap, host)
+			// An address cannot name the ldap/<host> service principal.
+			if net.ParseIP(host) == nil {
+				d.ldap = append(d.ldap, host)
+			}
 		}
 	}
 	if len(d.kdcs) == 0 {
 		return nil, fmt.Errorf("%w: no dns srv records for %s (%v) and no kdc for realm %s in %s", ErrNoDC, domain, kerr, realm, path)
+	}
+	if len(d.ldap) == 0 {
+		return nil, fmt.Errorf("%w: no dns srv records for %s (%v), and %s gives the kdcs of %s by address: the ldap service principal needs a domain controller's host name", ErrNoDC, domain, kerr, path, realm)
 	}
 	d.how = "kdc entries of " + path
 	return d, nil

@@ -22,6 +22,7 @@ type Domain struct {
 	AdminPassword                  string
 	KRB5Config, HostKeytab         string
 	HostPrincipal                  string
+	TLSCA                          string // CA of the DC's LDAPS certificate
 }
 
 // Credspec is the path of a credential spec setup-domain.sh wrote.
@@ -78,6 +79,7 @@ func testDomain(t *testing.T) *Domain {
 			OutsiderUser: env["OUTSIDER_USER"], OutsiderPassword: env["OUTSIDER_PASSWORD"],
 			AdminPassword: env["ADMIN_PASSWORD"], KRB5Config: env["KRB5_CONFIG"],
 			HostKeytab: env["HOST_KEYTAB"], HostPrincipal: env["HOST_PRINCIPAL"],
+			TLSCA: env["TLS_CA"],
 		}
 		if domain.Realm == "" || domain.ReaderPassword == "" {
 			domainErr = "domain.env is incomplete"

@@ -6,6 +6,8 @@ import (
 
 	"github.com/gmsa-hook/gmsa-hook/fetcher"
 	"github.com/gmsa-hook/gmsa-hook/fetcher/kdc"
+	"github.com/gmsa-hook/gmsa-hook/hook"
+	"github.com/gmsa-hook/gmsa-hook/install"
 	"github.com/gmsa-hook/gmsa-hook/spec"
 )
 
@@ -28,6 +30,7 @@ var hintTable = []hint{
 	{fetcher.ErrDisabled, "enable the gMSA account in Active Directory (Enable-ADAccount, or samba-tool user enable)"},
 	{fetcher.ErrLayerRefused, "leave ldap_security unset (seal), or set \"ldaps\": true in the config file"},
 	{fetcher.ErrNoDC, "give the domain controllers in the config file (domain_controllers), or a dns_server that serves the domain's SRV records"},
+	{kdc.ErrUnreachable, "check that the domain controllers answer on ports 88 and 389 (636 with ldaps) from this host"},
 	{fetcher.ErrUnreachable, "check that the domain controllers answer on ports 88 and 389 (636 with ldaps) from this host"},
 	{fetcher.ErrDeadline, "check that the domain controllers answer, or raise \"timeout\" in the config file (keep it below the runtime's hook timeout)"},
 	{fetcher.ErrKeytab, "join the host to the domain, or point --keytab (\"keytab\" in the config file) at the machine account's keytab"},
@@ -35,6 +38,14 @@ var hintTable = []hint{
 	{kdc.ErrUnknownPrincipal, "check the user name and domainName in the secret, or the keytab's principal"},
 	{kdc.ErrRevoked, "the account is disabled or locked out in Active Directory: enable or unlock it"},
 	{kdc.ErrSkew, "synchronise this host's clock with the domain controllers (chrony or systemd-timesyncd)"},
+	{hook.ErrState, "gmsa-hook hook is run by the OCI runtime with the container state on stdin: add it to a bundle with gmsa-hook install"},
+	{hook.ErrStage, "use one of the stages gmsa-hook install writes: createRuntime, createContainer, poststop"},
+	{hook.ErrBundle, "check the bundle's config.json: the hook reads root.path, annotations, process.user and linux.uidMappings"},
+	{hook.ErrUnmapped, "run the container as a user that linux.uidMappings and linux.gidMappings map to the host"},
+	{hook.ErrMount, "the image must have a directory, or nothing, at /var/credentials-fetcher/krbdir"},
+	{hook.ErrContainerd, "pass the containerd socket to the hook entries (--containerd-address SOCKET), or give the container the credentialspec annotation"},
+	{install.ErrBundle, "give --bundle an OCI bundle directory with a config.json (runc spec makes one)"},
+	{install.ErrRuntime, "use --runtime runc, or add the hooks to the runtime's configuration by hand (see README.md)"},
 	{kdc.ErrKeyExpired, "the reading account's password has expired: reset it in Active Directory and update the secret"},
 }
 

@@ -10,6 +10,10 @@
 package sasl
 
 import (
+	"crypto/md5"
+	"crypto/sha256"
+	"crypto/sha512"
+	"crypto/x509"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -61,6 +65,10 @@ type Client struct {
 	SessionKey types.EncryptionKey
 	// Layer is the security layer to choose.
 	Layer Layer
+	// ChannelBinding is the application data of the GSS-API channel
+	// bindings, e.g. TLSServerEndPoint of an LDAPS connection; AD and Samba
+	// refuse a GSSAPI bind over TLS without it.
+	ChannelBinding []byte
 
 	sent       bool
 	key        types.EncryptionKey // acceptor subkey, or the session key
@@ -99,6 +107,9 @@ func (c *Client) apReq() ([]byte, error) {
 	// RFC 4121 section 4.1.1: the checksum carries the context flags.
 	sum := make([]byte, 24)
 	binary.LittleEndian.PutUint32(sum, 16)
+	if c.ChannelBinding != nil {
+		copy(sum[4:20], bindingHash(c.ChannelBinding))
+	}
 	const mutual, replay, sequence, conf, integ = 2, 4, 8, 16, 32
 	binary.LittleEndian.PutUint32(sum[20:], mutual|replay|sequence|conf|integ)
 	auth.Cksum = types.Checksum{CksumType: chksumtype.GSSAPI, Checksum: sum}
@@ -270,4 +281,33 @@ func unframe(b []byte) (uint16, []byte, error) {
 	}
 	rest = rest[len(krb5OID):]
 	return binary.BigEndian.Uint16(rest), rest[2:], nil
+}
+
+// bindingHash is the Bnd field of RFC 4121 section 4.1.1.2: MD5 over the
+// gss_channel_bindings_struct with no addresses and the application data.
+func bindingHash(appData []byte) []byte {
+	b := make([]byte, 16, 20+len(appData))
+	b = binary.LittleEndian.AppendUint32(b, uint32(len(appData)))
+	b = append(b, appData...)
+	sum := md5.Sum(b)
+	return sum[:]
+}
+
+// TLSServerEndPoint is the "tls-server-end-point" channel binding of RFC
+// 5929 for a server certificate: its hash, with SHA-256 standing in for
+// MD5 and SHA-1.
+func TLSServerEndPoint(cert *x509.Certificate) []byte {
+	var sum []byte
+	switch cert.SignatureAlgorithm {
+	case x509.SHA384WithRSA, x509.ECDSAWithSHA384, x509.SHA384WithRSAPSS:
+		h := sha512.Sum384(cert.Raw)
+		sum = h[:]
+	case x509.SHA512WithRSA, x509.ECDSAWithSHA512, x509.SHA512WithRSAPSS:
+		h := sha512.Sum512(cert.Raw)
+		sum = h[:]
+	default:
+		h := sha256.Sum256(cert.Raw)
+		sum = h[:]
+	}
+	return append([]byte("tls-server-end-point:"), sum...)
 }

@@ -1,0 +1,315 @@
+package test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gmsa-hook/gmsa-hook/fetcher"
+	"github.com/gmsa-hook/gmsa-hook/fetcher/kdc"
+)
+
+// baseConfig talks to the test DC only: nothing reaches the system resolver.
+func baseConfig(d *Domain) map[string]any {
+	return map[string]any{
+		"domain_controllers": []string{d.DCHost},
+		"dns_server":         "127.0.0.1:53",
+		"keytab":             d.HostKeytab,
+	}
+}
+
+func writeJSON(t *testing.T, dir, name string, v any, mode os.FileMode) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, b, mode); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+type run struct {
+	stdout, stderr string
+	code           int
+}
+
+func runHook(t *testing.T, env []string, args ...string) run {
+	t.Helper()
+	cmd := exec.Command(gmsaHook(t), args...)
+	cmd.Env = env
+	var o, e bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &o, &e
+	err := cmd.Run()
+	r := run{stdout: o.String(), stderr: e.String()}
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		r.code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// mit runs an MIT Kerberos or OpenLDAP tool with the cache at cc.
+func mit(t *testing.T, d *Domain, cc string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(args[0], args[1:]...)
+	cmd.Env = []string{"KRB5CCNAME=FILE:" + cc, "KRB5_CONFIG=" + d.KRB5Config, "PATH=/usr/bin:/bin:/usr/sbin:/sbin"}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// checkUsable proves the cache is accepted by MIT klist, gets a service
+// ticket with kvno, and binds to LDAP as the gMSA.
+func checkUsable(t *testing.T, d *Domain, cc, account string) {
+	t.Helper()
+	fi, err := os.Stat(cc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("cache mode %04o, want 0600", fi.Mode().Perm())
+	}
+	principal := account + "@" + d.Realm
+	if out := mit(t, d, cc, "klist", "-e"); !strings.Contains(out, "Default principal: "+principal) || !strings.Contains(out, "krbtgt/"+d.Realm+"@"+d.Realm) {
+		t.Errorf("klist does not show %s's TGT:\n%s", principal, out)
+	}
+	if out := mit(t, d, cc, "kvno", "ldap/"+d.DCHost); !strings.Contains(out, "ldap/"+d.DCHost+"@"+d.Realm+": kvno = ") {
+		t.Errorf("kvno ldap/%s:\n%s", d.DCHost, out)
+	}
+	if out := mit(t, d, cc, "ldapwhoami", "-N", "-Y", "GSSAPI", "-H", "ldap://"+d.DCHost); !strings.Contains(out, `u:CORP\`+account) {
+		t.Errorf("ldapwhoami as the gMSA:\n%s", out)
+	}
+}
+
+func TestFetchWorks(t *testing.T) {
+	d := testDomain(t)
+	krb5 := filepath.Join(t.TempDir(), "krb5.conf")
+	os.WriteFile(krb5, []byte("[libdefaults]\n default_realm = "+d.Realm+"\n[realms]\n "+d.Realm+" = {\n  kdc = "+d.DCHost+"\n }\n"), 0o644)
+	cases := []struct {
+		name, credspec, account string
+		config                  func(map[string]any)
+		args                    []string
+	}{
+		{name: "domainless", credspec: "webapp01-domainless", account: "webapp01$"},
+		{name: "domain-joined with the host keytab", credspec: "webapp01", account: "webapp01$"},
+		{name: "mixed-case name, domainless", credspec: "webapp02-domainless", account: "WebApp02$"},
+		{name: "mixed-case name, host keytab", credspec: "webapp02", account: "WebApp02$"},
+		{name: "dcs from dns srv records", credspec: "webapp01-domainless", account: "webapp01$",
+			config: func(c map[string]any) { delete(c, "domain_controllers") }},
+		{name: "dcs from krb5.conf when dns has no srv records", credspec: "webapp01-domainless", account: "webapp01$",
+			config: func(c map[string]any) { delete(c, "domain_controllers"); c["dns_server"] = "127.0.0.1:1" },
+			args:   []string{"--krb5-conf", krb5}},
+		{name: "ldaps", credspec: "webapp01-domainless", account: "webapp01$",
+			config: func(c map[string]any) { c["ldaps"] = true; c["ldaps_ca_file"] = d.TLSCA }},
+		{name: "failover past a dead dc", credspec: "webapp01-domainless", account: "webapp01$",
+			config: func(c map[string]any) { c["domain_controllers"] = []string{"127.0.0.2", d.DCHost} }},
+		{name: "ecs prefix and file url", credspec: "credentialspecdomainless:file://" + d.Credspec("webapp01-domainless"), account: "webapp01$"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			cfg := baseConfig(d)
+			if tc.config != nil {
+				tc.config(cfg)
+			}
+			src := tc.credspec
+			if !strings.Contains(src, ":") {
+				src = d.Credspec(src)
+			}
+			out := filepath.Join(dir, "krb5cc")
+			args := append([]string{"fetch", "--credspec", src, "--out", out, "--config", writeJSON(t, dir, "config.json", cfg, 0o600)}, tc.args...)
+			r := runHook(t, nil, args...)
+			if r.code != 0 {
+				t.Fatalf("exit %d\n%s", r.code, r.stderr)
+			}
+			if r.stderr != "" {
+				t.Errorf("stderr not empty: %s", r.stderr)
+			}
+			if !strings.Contains(r.stdout, "wrote ticket for "+tc.account+"@"+d.Realm) {
+				t.Errorf("stdout: %s", r.stdout)
+			}
+			checkUsable(t, d, out, tc.account)
+		})
+	}
+}
+
+func TestFetchErrors(t *testing.T) {
+	d := testDomain(t)
+	dir := t.TempDir()
+	spec := func(name string, mut func(map[string]any)) string {
+		b, err := os.ReadFile(d.Credspec(name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m map[string]any
+		json.Unmarshal(b, &m)
+		mut(m)
+		return writeJSON(t, dir, name+"-"+strings.ReplaceAll(t.Name(), "/", "_")+time.Now().Format("150405.000000000")+".json", m, 0o644)
+	}
+	withSecret := func(secret map[string]any, mode os.FileMode) string {
+		p := writeJSON(t, dir, "secret-"+time.Now().Format("150405.000000000")+".json", secret, mode)
+		return spec("webapp01-domainless", func(m map[string]any) {
+			ad := m["ActiveDirectoryConfig"].(map[string]any)
+			ad["HostAccountConfig"].(map[string]any)["PluginInput"] = map[string]any{"CredentialArn": "file://" + p}
+		})
+	}
+	gmsa := func(name string) string {
+		return spec("webapp01-domainless", func(m map[string]any) {
+			m["ActiveDirectoryConfig"].(map[string]any)["GroupManagedServiceAccounts"] = []any{map[string]any{"Name": name, "Scope": d.DNSDomain}}
+		})
+	}
+	malformed := filepath.Join(dir, "malformed.json")
+	os.WriteFile(malformed, []byte(`{"CmsPlugins": ["ActiveDirectory"], `), 0o644)
+	wrongKeytab := filepath.Join(dir, "wrong.keytab")
+	kt := exec.Command("ktutil")
+	kt.Stdin = strings.NewReader("addent -password -p " + d.HostPrincipal + " -k 1 -e aes256-cts-hmac-sha1-96\nNot-The-Machine-Passw0rd\nwkt " + wrongKeytab + "\nquit\n")
+	if out, err := kt.CombinedOutput(); err != nil {
+		t.Fatalf("ktutil: %v\n%s", err, out)
+	}
+	// A "DC" that accepts connections and never answers.
+	silent, err := net.Listen("tcp", "127.0.0.3:88")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	go func() {
+		for {
+			c, err := silent.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+		}
+	}()
+
+	cases := []struct {
+		name, credspec string
+		config         func(map[string]any)
+		args           []string
+		want, hint     string // regular expressions for the error and the hint
+	}{
+		{name: "malformed credspec", credspec: malformed,
+			want: `^read credential spec: credential spec /\S+/malformed.json: malformed credential spec: `, hint: `CredSpec format`},
+		{name: "incomplete credspec", credspec: spec("webapp01", func(m map[string]any) { delete(m, "ActiveDirectoryConfig") }),
+			want: `malformed credential spec: ActiveDirectoryConfig.GroupManagedServiceAccounts is empty$`, hint: `CredSpec format`},
+		{name: "missing credspec", credspec: filepath.Join(dir, "nope.json"),
+			want: `^read credential spec: open /\S+/nope.json: no such file or directory$`, hint: `check the path`},
+		{name: "domainless prefix on a domain-joined spec", credspec: "credentialspecdomainless:" + d.Credspec("webapp01"),
+			want: `the credentialspecdomainless: prefix needs HostAccountConfig in the spec$`, hint: `CredSpec format`},
+		{name: "secret readable by others", credspec: withSecret(map[string]any{"username": d.ReaderUser, "password": d.ReaderPassword, "domainName": d.DNSDomain}, 0o644),
+			want: `^read reader secret for gMSA "webapp01\$": /\S+: secret file is readable by others \(mode 0644\)$`, hint: `chmod 600`},
+		{name: "secret missing a key", credspec: withSecret(map[string]any{"username": d.ReaderUser, "domainName": d.DNSDomain}, 0o600),
+			want: `secret has no "password" \(or "passwordOfStandardUserAccount"\)$`, hint: `CredSpec`},
+		{name: "wrong reader password", credspec: d.Credspec("webapp01-wrongpw"),
+			want: `^log in as "gmsa-reader@CORP.EXAMPLE.TEST" at dc1.corp.example.test:88: wrong password or key \(kerberos error 24 kdc_err_preauth_failed\)$`, hint: `reader's password`},
+		{name: "unknown reader", credspec: withSecret(map[string]any{"username": "no-such-reader", "password": "x", "domainName": d.DNSDomain}, 0o600),
+			want: `^log in as "no-such-reader@CORP.EXAMPLE.TEST" at dc1.corp.example.test:88: no such account \(kerberos error 6 kdc_err_c_principal_unknown\)$`, hint: `user name and domainName`},
+		{name: "unknown gMSA", credspec: gmsa("webapp99"),
+			want: `^read password of gMSA "webapp99\$" as "gmsa-reader@CORP.EXAMPLE.TEST" from dc1.corp.example.test: no such gMSA in DC=corp,DC=example,DC=test$`, hint: `check the gMSA name`},
+		{name: "reader not permitted", credspec: d.Credspec("webapp03-domainless"),
+			want: `^read password of gMSA "webapp03\$" as "gmsa-reader@CORP.EXAMPLE.TEST" from dc1.corp.example.test: not permitted to retrieve the managed password$`, hint: `PrincipalsAllowedToRetrieveManagedPassword`},
+		{name: "outsider not permitted", credspec: d.Credspec("webapp01-outsider"),
+			want: `^read password of gMSA "webapp01\$" as "gmsa-outsider@CORP.EXAMPLE.TEST" from dc1.corp.example.test: not permitted to retrieve the managed password$`, hint: `PrincipalsAllowedToRetrieveManagedPassword`},
+		{name: "host not permitted", credspec: d.Credspec("webapp03"),
+			want: `^read password of gMSA "webapp03\$" as "gmsahost\$@CORP.EXAMPLE.TEST" from dc1.corp.example.test: not permitted to retrieve the managed password$`, hint: `PrincipalsAllowedToRetrieveManagedPassword`},
+		{name: "gMSA disabled", credspec: d.Credspec("webapp04-domainless"),
+			want: `^read password of gMSA "webapp04\$" from dc1.corp.example.test: gMSA is disabled$`, hint: `enable the gMSA`},
+		{name: "keytab missing", credspec: d.Credspec("webapp01"), args: []string{"--keytab", filepath.Join(dir, "none.keytab")},
+			want: `^read host keytab for gMSA "webapp01\$": unusable keytab /\S+/none.keytab: `, hint: `join the host to the domain`},
+		{name: "keytab with wrong keys", credspec: d.Credspec("webapp01"), args: []string{"--keytab", wrongKeytab},
+			want: `^log in as "gmsahost\$@CORP.EXAMPLE.TEST" at dc1.corp.example.test:88: wrong password or key`, hint: `re-export the host keytab`},
+		{name: "no dc reachable", credspec: d.Credspec("webapp01-domainless"),
+			config: func(c map[string]any) { c["domain_controllers"] = []string{"127.0.0.2"} },
+			want:   `^log in as "gmsa-reader@CORP.EXAMPLE.TEST" at 127.0.0.2:88: no kdc reachable \(127.0.0.2:88: dial tcp 127.0.0.2:88: connect: connection refused\)$`, hint: `answer on ports 88 and 389`},
+		{name: "dc silent past the deadline", credspec: d.Credspec("webapp01-domainless"), args: []string{"--timeout", "1s"},
+			config: func(c map[string]any) { c["domain_controllers"] = []string{"127.0.0.3"} },
+			want:   `^log in as "gmsa-reader@CORP.EXAMPLE.TEST" at 127.0.0.3:88: gave up at the deadline of 1s: `, hint: `raise "timeout"`},
+		{name: "no dc found", credspec: d.Credspec("webapp01-domainless"), args: []string{"--krb5-conf", filepath.Join(dir, "none.conf")},
+			config: func(c map[string]any) { delete(c, "domain_controllers"); c["dns_server"] = "127.0.0.1:1" },
+			want:   `^find domain controllers of corp.example.test: no domain controller found: no dns srv records for corp.example.test `, hint: `domain_controllers`},
+		{name: "ldap refuses an unprotected bind", credspec: d.Credspec("webapp01-domainless"),
+			config: func(c map[string]any) { c["ldap_security"] = "none" },
+			want:   `^read password of gMSA "webapp01\$" as "gmsa-reader@CORP.EXAMPLE.TEST" from dc1.corp.example.test: ldap server refused the security layer: `, hint: `leave ldap_security unset`},
+		{name: "ldap refuses the password over a signed-only bind", credspec: d.Credspec("webapp01-domainless"),
+			config: func(c map[string]any) { c["ldap_security"] = "sign" },
+			want:   `^read password of gMSA "webapp01\$" as "gmsa-reader@CORP.EXAMPLE.TEST" from dc1.corp.example.test: ldap server refused the security layer: .*encrypted connection`, hint: `leave ldap_security unset`},
+		{name: "unknown config key", credspec: d.Credspec("webapp01-domainless"),
+			config: func(c map[string]any) { c["domain_controler"] = "x" },
+			want:   `^config /\S+: bad configuration: unknown key "domain_controler"$`, hint: `configuration keys`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cdir := t.TempDir()
+			cfg := baseConfig(d)
+			if tc.config != nil {
+				tc.config(cfg)
+			}
+			out := filepath.Join(cdir, "out", "krb5cc")
+			os.Mkdir(filepath.Dir(out), 0o700)
+			args := append([]string{"fetch", "--credspec", tc.credspec, "--out", out, "--config", writeJSON(t, cdir, "config.json", cfg, 0o600)}, tc.args...)
+			start := time.Now()
+			r := runHook(t, nil, args...)
+			if r.code != 1 {
+				t.Errorf("exit %d, want 1", r.code)
+			}
+			if r.stdout != "" {
+				t.Errorf("stdout not empty: %q", r.stdout)
+			}
+			lines := strings.Split(strings.TrimSuffix(r.stderr, "\n"), "\n")
+			msg, ok := strings.CutPrefix(lines[0], "gmsa-hook: error: ")
+			if !ok || !regexp.MustCompile(tc.want).MatchString(msg) {
+				t.Errorf("error line:\n%s\nwant match for:\n%s", lines[0], tc.want)
+			}
+			hints := lines[1:]
+			if len(hints) == 0 || !regexp.MustCompile(tc.hint).MatchString(strings.Join(hints, "\n")) {
+				t.Errorf("hints:\n%s\nwant match for %q", strings.Join(hints, "\n"), tc.hint)
+			}
+			for _, h := range hints {
+				if !strings.HasPrefix(h, "gmsa-hook: hint: ") {
+					t.Errorf("not a hint line: %q", h)
+				}
+			}
+			if ents, _ := os.ReadDir(filepath.Dir(out)); len(ents) != 0 {
+				t.Errorf("left behind in the output directory: %v", ents)
+			}
+			if el := time.Since(start); el > 25*time.Second {
+				t.Errorf("took %s, past the 20 s default deadline", el)
+			}
+			assertNoSecrets(t, d, r.stderr)
+		})
+	}
+}
+
+// TestFetchClockSkew shows a host clock an hour slow is reported as skew by
+// the real KDC. The clock is moved for pre-authentication only.
+func TestFetchClockSkew(t *testing.T) {
+	d := testDomain(t)
+	cfg := fetcher.Config{DomainControllers: []string{d.DCHost}, DNSServer: "127.0.0.1:53"}
+	_, err := fetcher.Fetch(context.Background(), fetcher.Request{
+		Source: d.Credspec("webapp01-domainless"), Config: cfg,
+		Now: func() time.Time { return time.Now().Add(-time.Hour) },
+	})
+	if !errors.Is(err, kdc.ErrSkew) {
+		t.Fatalf("err = %v, want clock skew", err)
+	}
+	want := regexp.MustCompile(`^log in as "gmsa-reader@CORP.EXAMPLE.TEST" at dc1.corp.example.test:88: clock skew too great: kdc time \S+, ours \S+ \(kerberos error 37 krb_ap_err_skew\)$`)
+	if !want.MatchString(err.Error()) {
+		t.Errorf("error:\n%s\nwant match for %s", err, want)
+	}
+}
