@@ -129,6 +129,9 @@ func (c *Config) validate() error {
 	default:
 		return fmt.Errorf("key \"ldap_security\": %q is not one of seal, sign, none", c.LDAPSecurity)
 	}
+	if err := c.AWS.Validate(); err != nil {
+		return fmt.Errorf("key \"aws\": %w", err)
+	}
 	return nil
 }
 

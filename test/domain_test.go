@@ -36,7 +36,7 @@ func (d *Domain) Secrets() []string {
 }
 
 // needRoot skips a test run by hand without root, and fails it in CI.
-func needCI(t *testing.T, why string) {
+func needCI(t testing.TB, why string) {
 	t.Helper()
 	if os.Getenv("CI") != "" {
 		t.Fatalf("%s (CI must provide it: run ./test/run-tests.sh)", why)
@@ -52,7 +52,7 @@ var (
 
 // testDomain returns the test domain, or skips (fails in CI) when
 // setup-domain.sh has not run.
-func testDomain(t *testing.T) *Domain {
+func testDomain(t testing.TB) *Domain {
 	t.Helper()
 	domainOnce.Do(func() {
 		dir := os.Getenv("GMSA_TEST_DIR")
@@ -103,7 +103,7 @@ var (
 )
 
 // gmsaHook builds the gmsa-hook binary from this tree once per test run.
-func gmsaHook(t *testing.T) string {
+func gmsaHook(t testing.TB) string {
 	t.Helper()
 	binOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "gmsa-hook-bin-")
@@ -123,7 +123,7 @@ func gmsaHook(t *testing.T) string {
 }
 
 // assertNoSecrets fails when out holds one of the domain's passwords.
-func assertNoSecrets(t *testing.T, d *Domain, out string) {
+func assertNoSecrets(t testing.TB, d *Domain, out string) {
 	t.Helper()
 	for _, s := range d.Secrets() {
 		if s != "" && strings.Contains(out, s) {

@@ -21,6 +21,11 @@ type hint struct {
 var hintTable = []hint{
 	{spec.ErrMalformed, "check the credential spec against the CredSpec format (CmsPlugins, DomainJoinConfig, ActiveDirectoryConfig.GroupManagedServiceAccounts)"},
 	{spec.ErrInsecureFile, "make the secret file readable by its owner only: chmod 600 FILE"},
+	{spec.ErrNotFound, "check the ARN: the parameter, object or secret must exist in that account and region"},
+	{spec.ErrAccessDenied, "allow the refused action to the host's instance profile role (or the configured profile)"},
+	{spec.ErrThrottled, "the AWS API is throttling this account: retry later, or raise aws.max_attempts in the config file"},
+	{spec.ErrNoCredentials, "give the host an instance profile, or set aws.profile and aws.credentials_files in the config file"},
+	{spec.ErrParameterType, "store the credential spec as an SSM String or SecureString parameter"},
 	{spec.ErrNoRemote, "configure AWS access in the \"aws\" section of the config file"},
 	{fs.ErrNotExist, "check the path; the hook runs as root in the host's mount namespace"},
 	{fs.ErrPermission, "run as root, or make the file readable by the user running gmsa-hook"},
