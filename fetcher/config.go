@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"reflect"
 	"strings"
 	"time"
 
@@ -65,19 +66,26 @@ const (
 // Duration is a time.Duration written as "20s" in JSON.
 type Duration time.Duration
 
-// UnmarshalJSON parses "1m30s" forms.
+// UnmarshalJSON parses "1m30s" forms; null leaves d as it is.
 func (d *Duration) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		return nil
+	}
+	// The errors are *json.UnmarshalTypeError so that encoding/json adds
+	// the key's name; configProblem prints Value as the problem.
 	var s string
 	if err := json.Unmarshal(b, &s); err != nil {
-		return errors.New("want a duration string such as \"20s\"")
+		return &json.UnmarshalTypeError{Value: `want a duration string such as "20s"`, Type: durationType}
 	}
 	v, err := time.ParseDuration(s)
 	if err != nil || v <= 0 {
-		return fmt.Errorf("%q is not a positive duration such as \"20s\"", s)
+		return &json.UnmarshalTypeError{Value: fmt.Sprintf(`%q is not a positive duration such as "20s"`, s), Type: durationType}
 	}
 	*d = Duration(v)
 	return nil
 }
+
+var durationType = reflect.TypeFor[Duration]()
 
 // MarshalJSON writes the duration as a string.
 func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
@@ -102,6 +110,9 @@ func LoadConfig(path string) (Config, error) {
 	if err := dec.Decode(&c); err != nil {
 		return c, fmt.Errorf("config %s: %w: %s", path, ErrConfig, configProblem(err))
 	}
+	if len(bytes.TrimLeft(b[dec.InputOffset():], " \t\r\n")) > 0 {
+		return c, fmt.Errorf("config %s: %w: trailing data after the JSON object", path, ErrConfig)
+	}
 	if err := c.validate(); err != nil {
 		return c, fmt.Errorf("config %s: %w: %v", path, ErrConfig, err)
 	}
@@ -113,8 +124,17 @@ func configProblem(err error) string {
 	if k, ok := strings.CutPrefix(msg, "json: unknown field "); ok {
 		return "unknown key " + k
 	}
+	if errors.Is(err, io.EOF) {
+		return "empty file"
+	}
 	var te *json.UnmarshalTypeError
 	if errors.As(err, &te) {
+		switch {
+		case te.Field == "":
+			return "want a JSON object"
+		case te.Type == durationType:
+			return fmt.Sprintf("key %q: %s", te.Field, te.Value)
+		}
 		return fmt.Sprintf("key %q: want %s", te.Field, te.Type)
 	}
 	if strings.Contains(msg, "Go struct field") || strings.HasPrefix(msg, "json: ") {

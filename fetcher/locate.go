@@ -2,6 +2,7 @@ package fetcher
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -28,14 +29,28 @@ func (c *Config) resolver() *net.Resolver {
 	if c.DNSServer == "" {
 		return net.DefaultResolver
 	}
-	server := c.DNSServer
-	if _, _, err := net.SplitHostPort(server); err != nil {
-		server = net.JoinHostPort(server, "53")
-	}
+	server := c.dnsServer()
 	return &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
 		var d net.Dialer
 		return d.DialContext(ctx, network, server)
 	}}
+}
+
+// dnsServer is dns_server as host:port.
+func (c *Config) dnsServer() string {
+	if _, _, err := net.SplitHostPort(c.DNSServer); err != nil {
+		return net.JoinHostPort(c.DNSServer, "53")
+	}
+	return c.DNSServer
+}
+
+// nameServer makes a lookup error name dns_server: the Go resolver names
+// the server from /etc/resolv.conf it believes it asked.
+func (c *Config) nameServer(err error) {
+	var de *net.DNSError
+	if c.DNSServer != "" && errors.As(err, &de) {
+		de.Server = c.dnsServer()
+	}
 }
 
 // locate finds the domain's DCs: the configured list, else DNS SRV records
@@ -56,6 +71,7 @@ func (c *Config) locate(ctx context.Context, domain, realm string) (*dcs, error)
 	defer cancel()
 	_, krb, kerr := r.LookupSRV(lctx, "kerberos", "tcp", domain)
 	_, ldp, lerr := r.LookupSRV(lctx, "", "", "_ldap._tcp.dc._msdcs."+domain)
+	c.nameServer(kerr)
 	if kerr == nil && len(krb) > 0 {
 		for _, s := range krb {
 			d.kdcs = append(d.kdcs, net.JoinHostPort(strings.TrimSuffix(s.Target, "."), strconv.Itoa(int(s.Port))))

@@ -19,7 +19,9 @@ type Secret struct {
 }
 
 // String never reveals the password.
-func (s Secret) String() string { return fmt.Sprintf("secret{user %q, domain %q}", s.Username, s.DomainName) }
+func (s Secret) String() string {
+	return fmt.Sprintf("secret{user %q, domain %q}", s.Username, s.DomainName)
+}
 
 // GoString never reveals the password.
 func (s Secret) GoString() string { return s.String() }
@@ -51,6 +53,14 @@ func ParseSecret(data []byte) (Secret, error) {
 		DomainName:        strings.TrimSuffix(raw.DomainName, "."),
 		DistinguishedName: raw.DistinguishedName,
 	}
+	// "CORP\user" and "user@corp" name the same account as "user". This
+	// comes before the checks so that "CORP\" is no user at all.
+	if i := strings.LastIndexByte(s.Username, '\\'); i >= 0 {
+		s.Username = s.Username[i+1:]
+	}
+	if i := strings.IndexByte(s.Username, '@'); i >= 0 {
+		s.Username = s.Username[:i]
+	}
 	switch {
 	case s.Username == "":
 		return Secret{}, fmt.Errorf("%w: secret has no \"username\" (or \"usernameOfStandardUserAccount\")", ErrMalformed)
@@ -58,13 +68,6 @@ func ParseSecret(data []byte) (Secret, error) {
 		return Secret{}, fmt.Errorf("%w: secret has no \"password\" (or \"passwordOfStandardUserAccount\")", ErrMalformed)
 	case s.DomainName == "":
 		return Secret{}, fmt.Errorf("%w: secret has no \"domainName\"", ErrMalformed)
-	}
-	// "CORP\user" and "user@corp" name the same account as "user".
-	if i := strings.LastIndexByte(s.Username, '\\'); i >= 0 {
-		s.Username = s.Username[i+1:]
-	}
-	if i := strings.IndexByte(s.Username, '@'); i >= 0 {
-		s.Username = s.Username[:i]
 	}
 	return s, nil
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 )
 
@@ -14,10 +15,10 @@ import (
 type Kind int
 
 const (
-	File Kind = iota + 1 // a local file: a path or a file:// URL
-	SSM                  // an SSM Parameter Store parameter ARN
-	S3                   // an S3 object ARN
-	SecretsManager       // a Secrets Manager secret ARN (secrets only)
+	File           Kind = iota + 1 // a local file: a path or a file:// URL
+	SSM                            // an SSM Parameter Store parameter ARN
+	S3                             // an S3 object ARN
+	SecretsManager                 // a Secrets Manager secret ARN (secrets only)
 )
 
 func (k Kind) String() string {
@@ -86,6 +87,10 @@ func ParseSecretSource(raw string) (Source, error) {
 	if s.Kind == S3 {
 		return Source{}, fmt.Errorf("secret source %q: S3 objects are not accepted for secrets; use Secrets Manager, SSM SecureString or a root-only file", raw)
 	}
+	// A relative path would depend on the hook's working directory.
+	if s.Kind == File && !filepath.IsAbs(s.Path) {
+		return Source{}, fmt.Errorf("secret source %q: want an absolute path", raw)
+	}
 	return s, nil
 }
 
@@ -111,7 +116,8 @@ func (s *Source) setLocation(rest string) error {
 		s.ARN = rest
 	case strings.HasPrefix(rest, "file://"):
 		u, err := url.Parse(rest)
-		if err != nil || (u.Host != "" && u.Host != "localhost") || u.Path == "" {
+		// A query or fragment would silently name another file.
+		if err != nil || (u.Host != "" && u.Host != "localhost") || u.Path == "" || u.RawQuery != "" || u.ForceQuery || u.Fragment != "" {
 			return fmt.Errorf("source %q: want file:///absolute/path", s.Raw)
 		}
 		s.Kind, s.Path = File, u.Path

@@ -82,7 +82,9 @@ func (p *PluginInput) UnmarshalJSON(b []byte) error {
 	type plain PluginInput
 	var v plain
 	if err := json.Unmarshal(b, &v); err != nil {
-		return fmt.Errorf("PluginInput: %w", err)
+		// encoding/json's own error would name an internal type and, for
+		// the string form, count bytes inside the string.
+		return errors.New(`PluginInput: want {"CredentialArn": "..."}, as an object or as a JSON string holding one`)
 	}
 	*p = PluginInput(v)
 	return nil
@@ -101,7 +103,8 @@ func Parse(data []byte) (*CredSpec, error) {
 	if err := dec.Decode(&cs); err != nil {
 		return nil, fmt.Errorf("%w: %s", ErrMalformed, jsonProblem(err))
 	}
-	if dec.More() {
+	// dec.More would miss a stray "}" or "]" after the object.
+	if len(bytes.TrimLeft(data[dec.InputOffset():], " \t\r\n")) > 0 {
 		return nil, fmt.Errorf("%w: trailing data after the JSON object", ErrMalformed)
 	}
 	if err := cs.validate(); err != nil {
@@ -135,7 +138,7 @@ func (cs *CredSpec) validate() error {
 	if !ad {
 		return fmt.Errorf("%w: CmsPlugins must include \"ActiveDirectory\"", ErrMalformed)
 	}
-	if cs.DomainJoinConfig.DnsName == "" {
+	if strings.TrimSuffix(cs.DomainJoinConfig.DnsName, ".") == "" {
 		return fmt.Errorf("%w: DomainJoinConfig.DnsName is empty", ErrMalformed)
 	}
 	if strings.ContainsAny(cs.DomainJoinConfig.DnsName, " /\\@") {
@@ -145,7 +148,7 @@ func (cs *CredSpec) validate() error {
 		return fmt.Errorf("%w: ActiveDirectoryConfig.GroupManagedServiceAccounts is empty", ErrMalformed)
 	}
 	for i, g := range cs.ActiveDirectoryConfig.GroupManagedServiceAccounts {
-		if g.Name == "" {
+		if strings.TrimSuffix(g.Name, "$") == "" {
 			return fmt.Errorf("%w: ActiveDirectoryConfig.GroupManagedServiceAccounts[%d].Name is empty", ErrMalformed, i)
 		}
 		if strings.ContainsAny(g.Name, "()*\\\x00/@ ,=+<>#;\"") {
@@ -156,7 +159,11 @@ func (cs *CredSpec) validate() error {
 		return fmt.Errorf("%w: HostAccountConfig appears both inside ActiveDirectoryConfig and at the top level", ErrMalformed)
 	}
 	if h := cs.hostAccount(); h != nil && h.PluginInput.CredentialArn == "" {
-		return fmt.Errorf("%w: ActiveDirectoryConfig.HostAccountConfig.PluginInput.CredentialArn is empty", ErrMalformed)
+		where := "ActiveDirectoryConfig.HostAccountConfig"
+		if cs.HostAccountConfig != nil {
+			where = "HostAccountConfig"
+		}
+		return fmt.Errorf("%w: %s.PluginInput.CredentialArn is empty", ErrMalformed, where)
 	}
 	return nil
 }

@@ -44,10 +44,11 @@ type Error struct {
 }
 
 func (e *Error) Error() string {
-	name := errorcode.Lookup(e.Code)
-	// Lookup gives "(24) KDC_ERR_PREAUTH_FAILED Pre-authentication ...".
-	if f := strings.Fields(name); len(f) > 1 {
-		name = f[1]
+	// Lookup gives "(24) KDC_ERR_PREAUTH_FAILED Pre-authentication ...",
+	// or "Unknown ErrorCode 99" for a code it does not know.
+	name := ""
+	if f := strings.Fields(errorcode.Lookup(e.Code)); len(f) > 1 && strings.HasPrefix(f[0], "(") {
+		name = " " + f[1]
 	}
 	what := ""
 	switch e.Code {
@@ -64,7 +65,7 @@ func (e *Error) Error() string {
 	case errorcode.KRB_AP_ERR_SKEW:
 		what = fmt.Sprintf("%s: kdc time %s, ours %s ", ErrSkew, e.ServerTime.UTC().Format(time.RFC3339), time.Now().UTC().Format(time.RFC3339))
 	}
-	return fmt.Sprintf("%s(kerberos error %d %s)", what, e.Code, strings.ToLower(name))
+	return fmt.Sprintf("%s(kerberos error %d%s)", what, e.Code, strings.ToLower(name))
 }
 
 // Is lets callers test an *Error against the sentinel errors below.
@@ -426,9 +427,9 @@ func (c *Client) exchange(ctx context.Context, kdc string, req []byte) ([]byte, 
 		return nil, err
 	}
 	defer conn.Close()
-	if dl, ok := ctx.Deadline(); ok {
-		conn.SetDeadline(dl)
-	}
+	// Only the context ends the exchange: a socket deadline set to the
+	// context's own could fire first, and send would then report an i/o
+	// timeout and try the next KDC instead of naming the deadline.
 	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
 	msg := make([]byte, 4+len(req))

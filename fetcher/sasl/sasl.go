@@ -165,7 +165,9 @@ func (c *Client) apRep(token []byte) error {
 	if len(enc.Subkey.KeyValue) > 0 {
 		c.key, c.subkey = enc.Subkey, true
 	}
-	c.recvSeq = uint64(enc.SequenceNumber)
+	// A sequence number is a UInt32; some implementations encode those
+	// above 2^31 as negative INTEGERs.
+	c.recvSeq = uint64(uint32(enc.SequenceNumber))
 	c.recvSeqSet = true
 	return nil
 }
