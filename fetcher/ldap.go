@@ -37,8 +37,14 @@ func baseDN(domain string) string {
 // failing over to the next on network errors. It returns the DC used.
 func (c *Config) readAccount(ctx context.Context, d *dcs, kc *kdc.Client, tgt *kdc.Ticket, name, domain, dn string) (*account, string, error) {
 	var errs []string
-	for _, host := range d.ldap {
-		a, err := c.readAccountFrom(ctx, d, host, kc, tgt, name, domain, dn)
+	for i, host := range d.ldap {
+		// Each DC gets its share of the time left (see kdc's share).
+		actx, cancel := ctx, context.CancelFunc(func() {})
+		if dl, ok := ctx.Deadline(); ok && len(d.ldap)-i > 1 {
+			actx, cancel = context.WithTimeout(ctx, time.Until(dl)/time.Duration(len(d.ldap)-i))
+		}
+		a, err := c.readAccountFrom(actx, d, host, kc, tgt, name, domain, dn)
+		cancel()
 		if err == nil {
 			return a, host, nil
 		}
@@ -67,9 +73,6 @@ func (c *Config) readAccountFrom(ctx context.Context, d *dcs, host string, kc *k
 		return nil, err
 	}
 	defer raw.Close()
-	if dl, ok := ctx.Deadline(); ok {
-		raw.SetDeadline(dl)
-	}
 	stop := context.AfterFunc(ctx, func() { raw.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
 	// The ticket is asked for once the DC answers, so an unreachable DC is

@@ -313,3 +313,39 @@ func TestFetchClockSkew(t *testing.T) {
 		t.Errorf("error:\n%s\nwant match for %s", err, want)
 	}
 }
+
+// TestFetchFailsOverPastSilentDC: a DC that accepts connections and never
+// answers gets only its share of the deadline; the next DC serves.
+func TestFetchFailsOverPastSilentDC(t *testing.T) {
+	d := testDomain(t)
+	silent, err := net.Listen("tcp", "127.0.0.5:88")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	var held []net.Conn
+	defer func() {
+		for _, c := range held {
+			c.Close()
+		}
+	}()
+	go func() {
+		for {
+			c, err := silent.Accept()
+			if err != nil {
+				return
+			}
+			held = append(held, c)
+		}
+	}()
+	cfg := fetcher.Config{DomainControllers: []string{"127.0.0.5", d.DCHost}, DNSServer: "127.0.0.1:53", Timeout: fetcher.Duration(4 * time.Second)}
+	start := time.Now()
+	res, err := fetcher.Fetch(context.Background(), fetcher.Request{Source: d.Credspec("webapp01-domainless"), Config: cfg})
+	if err != nil {
+		t.Fatalf("fetch: %v", err)
+	}
+	if res.Account != "webapp01$" || res.DC != d.DCHost {
+		t.Errorf("got %s from %s", res.Account, res.DC)
+	}
+	t.Logf("served after %s", time.Since(start))
+}

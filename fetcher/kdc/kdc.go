@@ -403,8 +403,10 @@ func (c *Client) send(ctx context.Context, req []byte) ([]byte, string, error) {
 		return nil, "", fmt.Errorf("realm %s: %w: no kdc configured or found", c.Realm, ErrUnreachable)
 	}
 	var errs []string
-	for _, kdc := range c.KDCs {
-		reply, err := c.exchange(ctx, kdc, req)
+	for i, kdc := range c.KDCs {
+		actx, cancel := share(ctx, len(c.KDCs)-i)
+		reply, err := c.exchange(actx, kdc, req)
+		cancel()
 		if err == nil {
 			return reply, kdc, nil
 		}
@@ -415,6 +417,16 @@ func (c *Client) send(ctx context.Context, req []byte) ([]byte, string, error) {
 		errs = append(errs, fmt.Sprintf("%s: %v", kdc, err))
 	}
 	return nil, "", fmt.Errorf("%w (%s)", ErrUnreachable, strings.Join(errs, "; "))
+}
+
+// share gives one of n remaining attempts its share of ctx's time left, so
+// a server that accepts and never answers leaves time for the next one.
+func share(ctx context.Context, n int) (context.Context, context.CancelFunc) {
+	dl, ok := ctx.Deadline()
+	if !ok || n <= 1 {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeout(ctx, time.Until(dl)/time.Duration(n))
 }
 
 func (c *Client) exchange(ctx context.Context, kdc string, req []byte) ([]byte, error) {
