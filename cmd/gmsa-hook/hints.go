@@ -46,6 +46,8 @@ var hintTable = []hint{
 	{hook.ErrState, "gmsa-hook hook is run by the OCI runtime with the container state on stdin: add it to a bundle with gmsa-hook install"},
 	{hook.ErrStage, "use one of the stages gmsa-hook install writes: createRuntime, createContainer, poststop"},
 	{hook.ErrBundle, "check the bundle's config.json: the hook reads root.path, annotations, process.user and linux.uidMappings"},
+	{hook.ErrRunDir, "set \"run_dir\" in the config file to an absolute path on a tmpfs, e.g. /run/gmsa-hook"},
+	{hook.ErrNoTicket, "install the createRuntime hook next to createContainer (gmsa-hook install writes both)"},
 	{hook.ErrUnmapped, "run the container as a user that linux.uidMappings and linux.gidMappings map to the host"},
 	{hook.ErrMount, "the image must have a directory, or nothing, at /var/credentials-fetcher/krbdir"},
 	{hook.ErrContainerd, "pass the containerd socket to the hook entries (--containerd-address SOCKET), or give the container the credentialspec annotation"},

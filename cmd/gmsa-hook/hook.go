@@ -1,0 +1,94 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/gmsa-hook/gmsa-hook/hook"
+)
+
+// runHook is one OCI hook stage: "gmsa-hook hook STAGE [--config FILE]",
+// the container state on stdin. Stdout stays empty: runtimes print it.
+func runHook(ctx context.Context, args []string, stdin io.Reader, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprintln(stderr, "gmsa-hook: error: hook needs a STAGE (createRuntime, prestart, createContainer or poststop)")
+		return errUsage
+	}
+	stage, err := hook.ParseStage(args[0])
+	if err != nil {
+		return err
+	}
+	fs := newFlags("hook", stderr)
+	cfgPath := fs.String("config", "", "configuration `FILE` (JSON)")
+	containerd := fs.String("containerd-address", "", "containerd's `SOCKET` (default: the shim's, else "+hook.DefaultContainerdAddress+")")
+	if err := parseFlags(fs, args[1:]); err != nil {
+		return err
+	}
+	cfg, err := loadConfig(*cfgPath)
+	if err != nil {
+		return err
+	}
+	if *cfgPath != "" {
+		if abs, err := filepath.Abs(*cfgPath); err == nil {
+			*cfgPath = abs
+		}
+	}
+	rep, err := hook.Run(ctx, hook.Request{
+		Stage: stage, State: stdin,
+		Config: cfg, ConfigPath: *cfgPath,
+		ContainerdAddress: *containerd,
+	})
+	if cfg.LogFile != "" {
+		logRun(cfg.LogFile, rep, err)
+	}
+	return err
+}
+
+// logRun appends one structured line per run to the debug log. A log that
+// cannot be written does not fail the container.
+func logRun(path string, rep *hook.Report, runErr error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	attrs := []any{
+		slog.String("stage", string(rep.Stage)),
+		slog.String("container", rep.ID),
+		slog.Int("pid", rep.Pid),
+		slog.Bool("labelled", rep.Labelled),
+	}
+	if rep.Source != "" {
+		attrs = append(attrs, slog.String("origin", rep.Origin), slog.String("credspec", rep.Source))
+	}
+	if rep.Account != "" {
+		attrs = append(attrs, slog.String("account", rep.Account), slog.Int("uid", rep.Owner.UID),
+			slog.Int("gid", rep.Owner.GID), slog.Time("expires", rep.Expires))
+	}
+	if rep.Skipped != "" {
+		attrs = append(attrs, slog.String("skipped", rep.Skipped))
+	}
+	if len(rep.Swept) > 0 {
+		attrs = append(attrs, slog.Any("swept", rep.Swept))
+	}
+	// Times in milliseconds: "steps_ms":{"state":0.04,"config":0.3,"fetch":136.0,...}.
+	steps := make([]any, 0, len(rep.Steps))
+	for _, s := range rep.Steps {
+		steps = append(steps, slog.Float64(s.Name, ms(s.Elapsed)))
+	}
+	attrs = append(attrs, slog.Group("steps_ms", steps...), slog.Float64("elapsed_ms", ms(rep.Total)))
+	level := slog.LevelInfo
+	if runErr != nil {
+		level = slog.LevelError
+		attrs = append(attrs, slog.String("error", runErr.Error()))
+	}
+	slog.New(slog.NewJSONHandler(f, &slog.HandlerOptions{})).Log(context.Background(), level, "hook", attrs...)
+}
+
+// ms is a duration in milliseconds, to the microsecond.
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

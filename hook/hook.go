@@ -1,0 +1,320 @@
+// Package hook is gmsa-hook's OCI runtime hook: it reads the container state
+// the runtime writes on stdin and the bundle's config.json, decides whether
+// the container asked for a gMSA ticket (a "credentialspec" annotation or
+// label), and at each stage does its part:
+//
+//	createRuntime (or prestart)  fetch the ticket in the host namespaces and
+//	                             write it to <RunDir>/containers/<id>/krbdir
+//	createContainer              bind that directory read-only onto
+//	                             /var/credentials-fetcher/krbdir in the rootfs
+//	poststop                     remove the container's directory
+//
+// A container without the label costs a read of stdin and config.json. A
+// labelled container whose ticket cannot be had does not start: every stage
+// removes what it made before failing, because crun and Podman do not run
+// poststop after a failed create.
+package hook
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/gmsa-hook/gmsa-hook/fetcher"
+)
+
+// Stage is an OCI hook stage the hook acts at.
+type Stage string
+
+// The stages. Prestart is createRuntime for runtimes that lack it; when a
+// runtime runs both, the second finds the ticket in place and does nothing.
+const (
+	CreateRuntime   Stage = "createRuntime"
+	Prestart        Stage = "prestart"
+	CreateContainer Stage = "createContainer"
+	Poststop        Stage = "poststop"
+)
+
+// Stages lists the stages in the order a runtime runs them.
+var Stages = []Stage{CreateRuntime, Prestart, CreateContainer, Poststop}
+
+// ErrRunDir marks an unusable run_dir.
+var ErrRunDir = errors.New("unusable run directory")
+
+// ErrNoTicket marks a labelled container that reached createContainer
+// without a ticket: the createRuntime (or prestart) hook did not run.
+var ErrNoTicket = errors.New("labelled container without a ticket")
+
+// ErrStage marks an unknown stage name.
+var ErrStage = errors.New("unknown hook stage")
+
+// ParseStage reads a stage name as it appears in config.json's hooks.
+func ParseStage(s string) (Stage, error) {
+	for _, st := range Stages {
+		if string(st) == s {
+			return st, nil
+		}
+	}
+	return "", fmt.Errorf("%w %q (want createRuntime, prestart, createContainer or poststop)", ErrStage, s)
+}
+
+// FetchFunc gets a ticket for a credential spec source.
+type FetchFunc func(ctx context.Context, source string) (*fetcher.Result, error)
+
+// Request is one hook run.
+type Request struct {
+	Stage Stage
+	// State is the runtime's container state (the hook's stdin).
+	State io.Reader
+	// Config is gmsa-hook's configuration; ConfigPath is its file, recorded
+	// in meta.json for the renewer.
+	Config     fetcher.Config
+	ConfigPath string
+	// Fetch gets the ticket; nil means fetcher.Fetch.
+	Fetch FetchFunc
+	// ContainerdAddress is containerd's socket; empty means the one the
+	// container's shim was started with, else the default.
+	ContainerdAddress string
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Report says what a run did, for the debug log.
+type Report struct {
+	Stage    Stage
+	ID       string
+	Labelled bool
+	Source   string
+	Origin   string
+	Account  string
+	Owner    Owner
+	Expires  time.Time
+	Skipped  string   // why a labelled stage did nothing, e.g. "already fetched"
+	Swept    []string // leftover directories removed
+	Steps    []Step
+	Pid      int
+	Bundle   string
+	// Total is the run's time from reading stdin to the end.
+	Total time.Duration
+}
+
+// Step is a timed part of a run.
+type Step struct {
+	Name    string
+	Elapsed time.Duration
+}
+
+func (r *Report) step(name string, t0 time.Time) time.Time {
+	now := time.Now()
+	r.Steps = append(r.Steps, Step{name, now.Sub(t0)})
+	return now
+}
+
+// Error is a failed run for one container.
+type Error struct {
+	ID  string
+	Err error
+}
+
+func (e *Error) Error() string { return fmt.Sprintf("container %s: %v", short(e.ID), e.Err) }
+func (e *Error) Unwrap() error { return e.Err }
+
+// Run runs one stage. The report is never nil; it holds what was learnt
+// even when the run failed.
+func Run(ctx context.Context, req Request) (*Report, error) {
+	// The hook gives up on its own, before the runtime's hook timeout
+	// (install sets it 5 s above the fetch timeout): a runtime that kills a
+	// hook drops its stderr, and the operator would not learn why.
+	ctx, cancel := context.WithTimeout(ctx, req.Config.TimeoutOrDefault()+containerdTimeout+time.Second)
+	defer cancel()
+	rep := &Report{Stage: req.Stage}
+	t := time.Now()
+	defer func(start time.Time) { rep.Total = time.Since(start) }(t)
+	b, err := io.ReadAll(io.LimitReader(req.State, maxState+1))
+	if err == nil && len(b) > maxState {
+		err = fmt.Errorf("%w: larger than %d bytes", ErrState, maxState)
+	}
+	if err != nil {
+		return rep, fmt.Errorf("read container state from stdin: %w", err)
+	}
+	st, err := ParseState(b)
+	if err != nil {
+		return rep, fmt.Errorf("read container state from stdin: %w", err)
+	}
+	rep.ID, rep.Pid, rep.Bundle = st.ID, st.Pid, st.Bundle
+	t = rep.step("state", t)
+	// Each stage runs in another working directory: a relative run_dir
+	// would put the ticket where createContainer does not look.
+	if !filepath.IsAbs(req.runDir()) {
+		return rep, &Error{ID: st.ID, Err: fmt.Errorf("%w: run_dir %q is not an absolute path", ErrRunDir, req.runDir())}
+	}
+	switch req.Stage {
+	case CreateRuntime, Prestart:
+		err = req.create(ctx, st, rep, t)
+	case CreateContainer:
+		err = req.mount(st, rep, t)
+	case Poststop:
+		err = req.poststop(st, rep, t)
+	default:
+		err = fmt.Errorf("%w %q", ErrStage, req.Stage)
+	}
+	if err != nil {
+		return rep, &Error{ID: st.ID, Err: err}
+	}
+	return rep, nil
+}
+
+func (r *Request) runDir() string { return r.Config.RunDirOrDefault() }
+
+func (r *Request) now() time.Time {
+	if r.Now != nil {
+		return r.Now()
+	}
+	return time.Now()
+}
+
+// readConfig reads the bundle's config.json.
+func readConfig(bundle string) (*Config, error) {
+	path := filepath.Join(bundle, "config.json")
+	b, err := readSmall(path)
+	if err != nil {
+		return nil, fmt.Errorf("read bundle: %w", err)
+	}
+	c, err := ParseConfig(b)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	return c, nil
+}
+
+// create is createRuntime and prestart: find the label, fetch, place.
+func (r *Request) create(ctx context.Context, st *State, rep *Report, t time.Time) error {
+	cfg, err := readConfig(st.Bundle)
+	if err != nil {
+		return err
+	}
+	t = rep.step("config", t)
+	lab, err := r.find(ctx, st, cfg)
+	if err != nil {
+		return err
+	}
+	t = rep.step("label", t)
+	runDir := r.runDir()
+	if lab.Source == "" {
+		// A directory of an earlier labelled container of the same name
+		// must not be mounted into this one.
+		if _, err := os.Lstat(ContainerDir(runDir, st.ID)); err == nil {
+			if err := remove(runDir, st.ID); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	rep.Labelled, rep.Source, rep.Origin = true, lab.Source, lab.Origin
+	// Both createRuntime and prestart may be configured: the second finds
+	// the ticket placed for this very process and keeps it.
+	if m, err := ReadMeta(runDir, st.ID); err == nil && st.Pid > 0 && m.Pid == st.Pid && m.Source == lab.Source {
+		if _, err := os.Stat(filepath.Join(TicketDir(runDir, st.ID), cacheFile)); err == nil {
+			rep.Skipped = "already fetched at an earlier stage"
+			rep.Account, rep.Owner, rep.Expires = m.Account+"@"+m.Realm, Owner{m.UID, m.GID}, m.Expires
+			return nil
+		}
+	}
+	owner, err := cfg.Owner(st.Pid)
+	if err != nil {
+		return fmt.Errorf("ticket owner: %w", err)
+	}
+	rep.Owner = owner
+	fetch := r.Fetch
+	if fetch == nil {
+		fetch = r.defaultFetch
+	}
+	res, err := fetch(ctx, lab.Source)
+	if err != nil {
+		// A failed fetch of a new container must not leave an old ticket.
+		_ = remove(runDir, st.ID)
+		return err
+	}
+	t = rep.step("fetch", t)
+	rep.Account, rep.Expires = res.Account+"@"+res.Realm, res.Expires
+	m := &Meta{
+		ID: st.ID, Bundle: st.Bundle, Source: lab.Source, Origin: lab.Origin, Config: r.ConfigPath,
+		Account: res.Account, Realm: res.Realm, UID: owner.UID, GID: owner.GID,
+		Created: r.now().UTC(), Expires: res.Expires.UTC(), Pid: st.Pid,
+	}
+	if st.Pid > 0 {
+		m.PidStart, _ = processStart(st.Pid)
+	}
+	if err := place(runDir, m, res.Cache); err != nil {
+		return err
+	}
+	t = rep.step("write", t)
+	rep.Swept = sweep(runDir, st.ID, r.now())
+	rep.step("sweep", t)
+	return nil
+}
+
+func (r *Request) defaultFetch(ctx context.Context, source string) (*fetcher.Result, error) {
+	return fetcher.Fetch(ctx, fetcher.Request{Source: source, Config: r.Config, Remote: newRemote(r.Config)})
+}
+
+// mount is createContainer: a container with a placed ticket directory gets
+// it mounted; one without is not labelled. A failed mount removes the
+// directory, since the container will not start.
+func (r *Request) mount(st *State, rep *Report, t time.Time) error {
+	runDir := r.runDir()
+	src := TicketDir(runDir, st.ID)
+	if _, err := os.Lstat(src); err != nil {
+		if !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("find ticket directory: %w", err)
+		}
+		// Not labelled, as far as createRuntime saw. An annotation says
+		// otherwise when createRuntime never ran: fail, do not start the
+		// container without its ticket.
+		if v := st.Annotations[Key]; v != "" {
+			rep.Labelled, rep.Source, rep.Origin = true, v, FromState
+			return fmt.Errorf("%w: %s has no ticket directory", ErrNoTicket, runDir)
+		}
+		return nil
+	}
+	rep.Labelled = true
+	err := func() error {
+		cfg, err := readConfig(st.Bundle)
+		if err != nil {
+			return err
+		}
+		rootfs, err := cfg.Rootfs(st.Bundle)
+		if err != nil {
+			return err
+		}
+		t = rep.step("config", t)
+		if err := mountTicketDir(src, rootfs); err != nil {
+			return err
+		}
+		rep.step("mount", t)
+		return nil
+	}()
+	if err != nil {
+		_ = remove(runDir, st.ID)
+		return err
+	}
+	return nil
+}
+
+// poststop removes the container's directory; none is no error.
+func (r *Request) poststop(st *State, rep *Report, t time.Time) error {
+	runDir := r.runDir()
+	if _, err := os.Lstat(ContainerDir(runDir, st.ID)); err != nil {
+		return nil
+	}
+	rep.Labelled = true
+	if err := remove(runDir, st.ID); err != nil {
+		return err
+	}
+	rep.step("remove", t)
+	return nil
+}

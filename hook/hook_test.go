@@ -1,0 +1,321 @@
+package hook
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/gmsa-hook/gmsa-hook/fetcher"
+	"github.com/gmsa-hook/gmsa-hook/fetcher/ccache"
+)
+
+var testNow = time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+
+// testUser is the container user of test bundles: 1000 as root, else the
+// current user, so that the test can give it the ticket unprivileged.
+func testUser() (uid, gid int) {
+	if os.Geteuid() == 0 {
+		return 1000, 1000
+	}
+	return os.Getuid(), os.Getgid()
+}
+
+// testBundle writes a bundle whose config.json has the given annotations.
+func testBundle(t *testing.T, annotations map[string]string) string {
+	t.Helper()
+	dir := t.TempDir()
+	uid, gid := testUser()
+	c := map[string]any{
+		"root":    map[string]any{"path": "rootfs"},
+		"process": map[string]any{"user": map[string]any{"uid": uid, "gid": gid}},
+	}
+	if annotations != nil {
+		c["annotations"] = annotations
+	}
+	b, _ := json.Marshal(c)
+	if err := os.WriteFile(filepath.Join(dir, "config.json"), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func stateOf(id, bundle string, pid int) *strings.Reader {
+	return strings.NewReader(fmt.Sprintf(`{"ociVersion":"1.0.2","id":%q,"status":"creating","pid":%d,"bundle":%q}`, id, pid, bundle))
+}
+
+type fakeFetch struct {
+	calls   []string
+	err     error
+	expires time.Time
+}
+
+func (f *fakeFetch) fetch(_ context.Context, source string) (*fetcher.Result, error) {
+	f.calls = append(f.calls, source)
+	if f.err != nil {
+		return nil, f.err
+	}
+	client := ccache.Principal{NameType: 1, Realm: "CORP.EXAMPLE.TEST", Components: []string{"webapp01$"}}
+	return &fetcher.Result{
+		Cache: &ccache.Cache{DefaultPrincipal: client, Credentials: []ccache.Credential{{
+			Client: client, Server: ccache.Principal{NameType: 2, Realm: "CORP.EXAMPLE.TEST", Components: []string{"krbtgt", "CORP.EXAMPLE.TEST"}},
+			AuthTime: testNow, StartTime: testNow, EndTime: f.expires, Ticket: []byte("ticket"),
+		}}},
+		Account: "webapp01$", Realm: "CORP.EXAMPLE.TEST", Expires: f.expires,
+	}, nil
+}
+
+func TestCreateAndPoststop(t *testing.T) {
+	runDir := filepath.Join(t.TempDir(), "run")
+	bundle := testBundle(t, map[string]string{Key: "/etc/gmsa/webapp01.json"})
+	f := &fakeFetch{expires: testNow.Add(10 * time.Hour)}
+	req := Request{Stage: CreateRuntime, Config: fetcher.Config{RunDir: runDir}, ConfigPath: "/etc/gmsa-hook/config.json",
+		Fetch: f.fetch, Now: func() time.Time { return testNow }}
+	req.State = stateOf("web1", bundle, os.Getpid())
+	rep, err := Run(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.Labelled || rep.Account != "webapp01$@CORP.EXAMPLE.TEST" || rep.Origin != FromConfig {
+		t.Errorf("report = %+v", rep)
+	}
+	if diff := cmp.Diff([]string{"/etc/gmsa/webapp01.json"}, f.calls); diff != "" {
+		t.Errorf("fetches (-want +got):\n%s", diff)
+	}
+	uid, gid := testUser()
+	for _, c := range []struct {
+		path     string
+		mode     os.FileMode
+		uid, gid int
+	}{
+		{runDir, os.ModeDir | 0o711, 0, 0},
+		{filepath.Join(runDir, "containers"), os.ModeDir | 0o711, 0, 0},
+		{filepath.Join(runDir, "containers", "web1"), os.ModeDir | 0o711, 0, 0},
+		{filepath.Join(runDir, "containers", "web1", "meta.json"), 0o600, 0, 0},
+		{filepath.Join(runDir, "containers", "web1", "krbdir"), os.ModeDir | 0o700, uid, gid},
+		{filepath.Join(runDir, "containers", "web1", "krbdir", "krb5cc"), 0o600, uid, gid},
+	} {
+		fi, err := os.Stat(c.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode() != c.mode {
+			t.Errorf("%s: mode %v, want %v", c.path, fi.Mode(), c.mode)
+		}
+		if st := fi.Sys().(*syscall.Stat_t); os.Geteuid() == 0 && (int(st.Uid) != c.uid || int(st.Gid) != c.gid) {
+			t.Errorf("%s: owner %d:%d, want %d:%d", c.path, st.Uid, st.Gid, c.uid, c.gid)
+		}
+	}
+	entries, _ := os.ReadDir(filepath.Join(runDir, "containers", "web1", "krbdir"))
+	if len(entries) != 1 {
+		t.Errorf("krbdir holds %d entries, want only krb5cc", len(entries))
+	}
+	m, err := ReadMeta(runDir, "web1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	start, _ := processStart(os.Getpid())
+	want := &Meta{ID: "web1", Bundle: bundle, Source: "/etc/gmsa/webapp01.json", Origin: FromConfig, Config: "/etc/gmsa-hook/config.json",
+		Account: "webapp01$", Realm: "CORP.EXAMPLE.TEST", UID: uid, GID: gid,
+		Created: testNow, Expires: testNow.Add(10 * time.Hour), Pid: os.Getpid(), PidStart: start}
+	if diff := cmp.Diff(want, m); diff != "" {
+		t.Errorf("meta (-want +got):\n%s", diff)
+	}
+
+	// prestart after createRuntime, same process: nothing fetched again.
+	req.Stage, req.State = Prestart, stateOf("web1", bundle, os.Getpid())
+	rep, err = Run(context.Background(), req)
+	if err != nil || rep.Skipped == "" || len(f.calls) != 1 {
+		t.Errorf("prestart: skipped %q, err %v, %d fetches; want a skip", rep.Skipped, err, len(f.calls))
+	}
+
+	// A new container of the same name (another pid) fetches anew.
+	req.Stage, req.State = CreateRuntime, stateOf("web1", bundle, 1)
+	if _, err := Run(context.Background(), req); err != nil || len(f.calls) != 2 {
+		t.Errorf("recreate: err %v, %d fetches; want 2", err, len(f.calls))
+	}
+
+	req.Stage, req.State = Poststop, stateOf("web1", bundle, 0)
+	if _, err := Run(context.Background(), req); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(runDir, "containers", "web1")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("container directory after poststop: %v", err)
+	}
+	// Twice is fine.
+	req.State = stateOf("web1", bundle, 0)
+	if _, err := Run(context.Background(), req); err != nil {
+		t.Errorf("second poststop: %v", err)
+	}
+}
+
+func TestUnlabelled(t *testing.T) {
+	runDir := filepath.Join(t.TempDir(), "run")
+	bundle := testBundle(t, map[string]string{"org.example": "x"})
+	f := &fakeFetch{}
+	for _, stage := range Stages {
+		rep, err := Run(context.Background(), Request{Stage: stage, State: stateOf("plain", bundle, 1),
+			Config: fetcher.Config{RunDir: runDir}, Fetch: f.fetch})
+		if err != nil || rep.Labelled {
+			t.Errorf("%s: labelled %v, err %v", stage, rep.Labelled, err)
+		}
+	}
+	if len(f.calls) != 0 {
+		t.Errorf("fetched %v", f.calls)
+	}
+	if _, err := os.Stat(runDir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("run dir made for an unlabelled container: %v", err)
+	}
+}
+
+func TestUnlabelledRemovesStale(t *testing.T) {
+	runDir := t.TempDir()
+	stale := filepath.Join(runDir, "containers", "web1", "krbdir")
+	if err := os.MkdirAll(stale, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Run(context.Background(), Request{Stage: CreateRuntime, State: stateOf("web1", testBundle(t, nil), 1),
+		Config: fetcher.Config{RunDir: runDir}, Fetch: (&fakeFetch{}).fetch})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(runDir, "containers", "web1")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("stale directory kept: %v", err)
+	}
+}
+
+func TestFetchFailure(t *testing.T) {
+	runDir := t.TempDir()
+	bundle := testBundle(t, map[string]string{Key: "/etc/gmsa/webapp03.json"})
+	// An old ticket of a container of the same name must go too.
+	if err := os.MkdirAll(filepath.Join(runDir, "containers", "3f2a1c0d9e8b7a6f5e4d3c2b1a0f9e8d7c6b5a4f3e2d1c0b9a8f7e6d5c4b3a2f", "krbdir"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	cause := &fetcher.Error{Step: `read password of gMSA "webapp03$" as "gmsa-reader@CORP.EXAMPLE.TEST"`, Server: "dc1.corp.example.test", Err: fetcher.ErrNotPermitted}
+	_, err := Run(context.Background(), Request{Stage: CreateRuntime, State: stateOf("3f2a1c0d9e8b7a6f5e4d3c2b1a0f9e8d7c6b5a4f3e2d1c0b9a8f7e6d5c4b3a2f", bundle, 1),
+		Config: fetcher.Config{RunDir: runDir}, Fetch: (&fakeFetch{err: cause}).fetch})
+	want := `container 3f2a1c0d9e8b: read password of gMSA "webapp03$" as "gmsa-reader@CORP.EXAMPLE.TEST" from dc1.corp.example.test: not permitted to retrieve the managed password`
+	if err == nil || err.Error() != want {
+		t.Fatalf("err = %v\nwant  %s", err, want)
+	}
+	if !errors.Is(err, fetcher.ErrNotPermitted) {
+		t.Errorf("err does not match fetcher.ErrNotPermitted")
+	}
+	entries, _ := os.ReadDir(filepath.Join(runDir, "containers"))
+	if len(entries) != 0 {
+		t.Errorf("left behind: %v", entries)
+	}
+}
+
+func TestRunErrors(t *testing.T) {
+	runDir := t.TempDir()
+	tests := []struct {
+		name, state, want string
+		stage             Stage
+	}{
+		{name: "empty stdin", stage: CreateRuntime, state: ``,
+			want: `read container state from stdin: not an OCI container state: unexpected end of JSON input`},
+		{name: "bad id", stage: CreateContainer, state: `{"id":"a/../../b","bundle":"/b"}`,
+			want: `read container state from stdin: not an OCI container state: container id "a/../../b" is not [A-Za-z0-9_+.-]+`},
+		{name: "no bundle", stage: CreateRuntime, state: `{"id":"web1","bundle":"/nonexistent/bundle"}`,
+			want: `container web1: read bundle: open /nonexistent/bundle/config.json: no such file or directory`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Run(context.Background(), Request{Stage: tt.stage, State: strings.NewReader(tt.state),
+				Config: fetcher.Config{RunDir: runDir}, Fetch: (&fakeFetch{}).fetch})
+			if err == nil || err.Error() != tt.want {
+				t.Errorf("err = %v\nwant  %s", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestMountFailureRemoves(t *testing.T) {
+	runDir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(runDir, "containers", "web1", "krbdir"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	bundle := testBundle(t, nil)
+	// No rootfs: the mount fails before any mount(2).
+	_, err := Run(context.Background(), Request{Stage: CreateContainer, State: stateOf("web1", bundle, 1),
+		Config: fetcher.Config{RunDir: runDir}})
+	if !errors.Is(err, ErrMount) {
+		t.Fatalf("err = %v, want ErrMount", err)
+	}
+	if _, err := os.Stat(filepath.Join(runDir, "containers", "web1")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("container directory kept after a failed mount: %v", err)
+	}
+}
+
+func TestParseStage(t *testing.T) {
+	for _, s := range Stages {
+		if got, err := ParseStage(string(s)); err != nil || got != s {
+			t.Errorf("ParseStage(%q) = %q, %v", s, got, err)
+		}
+	}
+	_, err := ParseStage("poststart")
+	want := `unknown hook stage "poststart" (want createRuntime, prestart, createContainer or poststop)`
+	if err == nil || err.Error() != want {
+		t.Errorf("err = %v, want %q", err, want)
+	}
+}
+
+func TestSweep(t *testing.T) {
+	runDir := t.TempDir()
+	old := testNow.Add(-time.Hour)
+	write := func(id string, m *Meta, mtime time.Time) {
+		t.Helper()
+		dir := ContainerDir(runDir, id)
+		if err := os.MkdirAll(filepath.Join(dir, "krbdir"), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if m != nil {
+			b, _ := json.Marshal(m)
+			if err := os.WriteFile(filepath.Join(dir, "meta.json"), b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := os.Chtimes(dir, mtime, mtime); err != nil {
+			t.Fatal(err)
+		}
+	}
+	self, _ := processStart(os.Getpid())
+	write("gone", &Meta{ID: "gone", Pid: 1 << 22, Created: old}, old) // no such pid
+	write("reused", &Meta{ID: "reused", Pid: os.Getpid(), PidStart: self + 1, Created: old}, old)
+	write("alive", &Meta{ID: "alive", Pid: os.Getpid(), PidStart: self, Created: old}, old)
+	write("young", &Meta{ID: "young", Pid: 1 << 22, Created: testNow.Add(-time.Minute)}, old)
+	write("nometa-old", nil, old)
+	write("nometa-young", nil, testNow.Add(-time.Minute))
+	write("self", &Meta{ID: "self", Pid: 1 << 22, Created: old}, old)
+	got := sweep(runDir, "self", testNow)
+	if diff := cmp.Diff([]string{"gone", "nometa-old", "reused"}, got); diff != "" {
+		t.Errorf("swept (-want +got):\n%s", diff)
+	}
+	entries, _ := os.ReadDir(filepath.Join(runDir, "containers"))
+	var left []string
+	for _, e := range entries {
+		left = append(left, e.Name())
+	}
+	if diff := cmp.Diff([]string{"alive", "nometa-young", "self", "young"}, left); diff != "" {
+		t.Errorf("left (-want +got):\n%s", diff)
+	}
+}
+
+func TestMountWithoutCreateRuntime(t *testing.T) {
+	runDir := t.TempDir()
+	st := strings.NewReader(`{"id":"web1","status":"creating","pid":1,"bundle":"/b","annotations":{"credentialspec":"/s.json"}}`)
+	_, err := Run(context.Background(), Request{Stage: CreateContainer, State: st, Config: fetcher.Config{RunDir: runDir}})
+	want := "container web1: labelled container without a ticket: " + runDir + " has no ticket directory"
+	if err == nil || err.Error() != want || !errors.Is(err, ErrNoTicket) {
+		t.Errorf("err = %v\nwant  %s", err, want)
+	}
+}

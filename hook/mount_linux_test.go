@@ -1,0 +1,180 @@
+package hook
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+func TestMkdirInRootStaysInside(t *testing.T) {
+	tests := []struct {
+		name  string
+		setup func(t *testing.T, rootfs, outside string)
+		want  string // the directory made, relative to rootfs
+	}{
+		{name: "plain", setup: func(*testing.T, string, string) {}, want: "a/b/c"},
+		{name: "absolute symlink to a host path", setup: func(t *testing.T, rootfs, outside string) {
+			symlink(t, outside, filepath.Join(rootfs, "a"))
+			mkdir(t, filepath.Join(rootfs, outside))
+		}, want: "$OUTSIDE/b/c"},
+		{name: "dot dot symlink", setup: func(t *testing.T, rootfs, outside string) {
+			mkdir(t, filepath.Join(rootfs, "a"))
+			mkdir(t, filepath.Join(rootfs, "x"))
+			symlink(t, "../../../../../../../../x", filepath.Join(rootfs, "a", "b"))
+		}, want: "x/c"},
+		{name: "dangling symlink to a host path", setup: func(t *testing.T, rootfs, outside string) {
+			symlink(t, outside, filepath.Join(rootfs, "a"))
+		}, want: ""},
+		{name: "existing", setup: func(t *testing.T, rootfs, _ string) {
+			mkdir(t, filepath.Join(rootfs, "a", "b", "c"))
+		}, want: "a/b/c"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rootfs, outside := t.TempDir(), t.TempDir()
+			tt.setup(t, rootfs, outside)
+			root, err := unix.Open(rootfs, unix.O_PATH|unix.O_DIRECTORY, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer unix.Close(root)
+			fd, err := mkdirInRoot(root, "a/b/c")
+			if tt.want == "" {
+				// Refused: the symlink's target is not in the rootfs.
+				if !errors.Is(err, unix.ENOENT) {
+					t.Errorf("err = %v, want ENOENT", err)
+				}
+				if entries, _ := os.ReadDir(outside); len(entries) != 0 {
+					t.Errorf("wrote outside the rootfs: %v", entries)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer unix.Close(fd)
+			got, err := os.Readlink(fdPath(fd))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := filepath.Join(rootfs, strings.ReplaceAll(tt.want, "$OUTSIDE", outside)); got != want {
+				t.Errorf("made %s, want %s", got, want)
+			}
+			if entries, _ := os.ReadDir(outside); len(entries) != 0 {
+				t.Errorf("wrote outside the rootfs: %v", entries)
+			}
+		})
+	}
+}
+
+func TestMkdirInRootFile(t *testing.T) {
+	rootfs := t.TempDir()
+	mkdir(t, filepath.Join(rootfs, "a", "b"))
+	if err := os.WriteFile(filepath.Join(rootfs, "a", "b", "c"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	root, _ := unix.Open(rootfs, unix.O_PATH|unix.O_DIRECTORY, 0)
+	defer unix.Close(root)
+	if _, err := mkdirInRoot(root, "a/b/c"); !errors.Is(err, unix.ENOTDIR) {
+		t.Errorf("err = %v, want ENOTDIR", err)
+	}
+}
+
+func TestOpenNoSymlinks(t *testing.T) {
+	rootfs := t.TempDir()
+	mkdir(t, filepath.Join(rootfs, "a", "b"))
+	symlink(t, "a", filepath.Join(rootfs, "l"))
+	root, _ := unix.Open(rootfs, unix.O_PATH|unix.O_DIRECTORY, 0)
+	defer unix.Close(root)
+	fd, err := openNoSymlinks(root, "a/b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	unix.Close(fd)
+	if _, err := openNoSymlinks(root, "l/b"); err == nil {
+		t.Error("followed a symlink")
+	}
+	if _, err := openNoSymlinks(root, "a/../../x"); err == nil {
+		t.Error("followed ..")
+	}
+}
+
+// TestMountTicketDir mounts for real in a private mount namespace of one
+// thread, as the createContainer stage does in the container's.
+func TestMountTicketDir(t *testing.T) {
+	needRoot(t)
+	src, rootfs := t.TempDir(), t.TempDir()
+	if err := os.WriteFile(filepath.Join(src, "krb5cc"), []byte("ticket"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	symlink(t, "/", filepath.Join(rootfs, "var")) // var -> / inside the rootfs
+	errc := make(chan error, 1)
+	go func() {
+		// The thread ends with the goroutine, namespace and all: never unlocked.
+		runtime.LockOSThread()
+		errc <- func() error {
+			if err := unix.Unshare(unix.CLONE_NEWNS); err != nil {
+				return err
+			}
+			if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
+				return err
+			}
+			if err := mountTicketDir(src, rootfs); err != nil {
+				return err
+			}
+			target := filepath.Join(rootfs, "credentials-fetcher", "krbdir")
+			if b, err := os.ReadFile(filepath.Join(target, "krb5cc")); err != nil || string(b) != "ticket" {
+				return errors.New("the ticket is not visible through the mount")
+			}
+			if err := os.WriteFile(filepath.Join(target, "x"), nil, 0o600); !errors.Is(err, unix.EROFS) {
+				return errors.New("the mount is writable")
+			}
+			var st unix.Statfs_t
+			if err := unix.Statfs(target, &st); err != nil {
+				return err
+			}
+			const want = unix.ST_RDONLY | unix.ST_NOSUID | unix.ST_NODEV | unix.ST_NOEXEC
+			if st.Flags&want != want {
+				return errors.New("the mount lacks ro,nosuid,nodev,noexec")
+			}
+			return nil
+		}()
+	}()
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	// This thread's namespace never saw the mount.
+	if entries, _ := os.ReadDir(filepath.Join(rootfs, "credentials-fetcher", "krbdir")); len(entries) != 0 {
+		t.Errorf("mount visible outside its namespace: %v", entries)
+	}
+}
+
+func needRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() == 0 {
+		return
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatal("needs root, and CI is set")
+	}
+	t.Skip("needs root (runs in CI)")
+}
+
+func mkdir(t *testing.T, dir string) {
+	t.Helper()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func symlink(t *testing.T, old, new string) {
+	t.Helper()
+	if err := os.Symlink(old, new); err != nil {
+		t.Fatal(err)
+	}
+}
