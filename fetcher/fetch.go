@@ -192,7 +192,7 @@ func fetch(ctx context.Context, req Request) (*Result, error) {
 	}
 	defer mp.Wipe()
 
-	gc := &kdc.Client{Realm: realm, KDCs: d.kdcs, Dial: d.dialr.DialContext,
+	gc := &kdc.Client{Realm: realm, KDCs: kc.KDCs, Dial: d.dialr.DialContext,
 		Lifetime: time.Duration(cfg.TicketLifetime), RenewLifetime: renew(cfg), Now: req.Now}
 	principal := types.NewPrincipalName(nametype.KRB_NT_PRINCIPAL, acct.SAM)
 	salt := blob.Salt(realm, acct.SAM, domain)

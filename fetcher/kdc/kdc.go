@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"strings"
 	"time"
 
@@ -408,6 +409,10 @@ func (c *Client) send(ctx context.Context, req []byte) ([]byte, string, error) {
 		reply, err := c.exchange(actx, kdc, req)
 		cancel()
 		if err == nil {
+			if i > 0 {
+				// Ask the KDC that answered first next time.
+				c.KDCs = append([]string{kdc}, slices.Delete(slices.Clone(c.KDCs), i, i+1)...)
+			}
 			return reply, kdc, nil
 		}
 		if ctx.Err() != nil {
