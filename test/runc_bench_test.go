@@ -55,6 +55,18 @@ func BenchmarkRuncHooks(b *testing.B) {
 		}
 		return time.Since(start)
 	}
+	// The floor any Go hook pays here: an empty static Go program.
+	empty := emptyGoProgram(b)
+	var tEmpty []time.Duration
+	emptyRun := func() time.Duration {
+		cmd := exec.Command(empty)
+		cmd.Stdin = strings.NewReader("{}")
+		start := time.Now()
+		if err := cmd.Run(); err != nil {
+			b.Fatalf("empty program: %v", err)
+		}
+		return time.Since(start)
+	}
 	// Warm up: caches, the DC, the binaries' pages.
 	runc(bare, "warm-bare")
 	runc(labelled, "warm-labelled")
@@ -66,6 +78,7 @@ func BenchmarkRuncHooks(b *testing.B) {
 		tBare = append(tBare, runc(bare, fmt.Sprintf("bare-%d", i)))
 		tUnlabelled = append(tUnlabelled, runc(unlabelled, fmt.Sprintf("unlabelled-%d", i)))
 		tLabelled = append(tLabelled, runc(labelled, fmt.Sprintf("labelled-%d", i)))
+		tEmpty = append(tEmpty, emptyRun())
 		for _, s := range hookStages {
 			d := hookRun(s)
 			tStage[s] = append(tStage[s], d)
@@ -104,6 +117,7 @@ func BenchmarkRuncHooks(b *testing.B) {
 		fmt.Fprintf(&w, "  %-40s %9s %9s\n", s, msStr(median(tStage[s])), msStr(p90(tStage[s])))
 	}
 	fmt.Fprintf(&w, "  %-40s %9s\n", "all stages", msStr(mHook))
+	fmt.Fprintf(&w, "  %-40s %9s %9s   (the floor of any Go hook on this machine)\n", "exec of an empty static Go program", msStr(median(tEmpty)), msStr(p90(tEmpty)))
 	fmt.Fprintf(&w, "\nlabelled container's hook, in-process time by stage (debug log, median ms):\n")
 	for _, s := range hookStages {
 		var steps []string
@@ -165,4 +179,20 @@ func medianF(v []float64) float64 {
 
 func msStr(d time.Duration) string {
 	return fmt.Sprintf("%.2fms", float64(d)/float64(time.Millisecond))
+}
+
+// emptyGoProgram builds a static Go program that does nothing.
+func emptyGoProgram(b *testing.B) string {
+	dir := b.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "main.go"), []byte("package main\n\nfunc main() {}\n"), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module empty\n\ngo 1.22\n"), 0o644)
+	cmd := exec.Command("go", "build", "-o", "empty", ".")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		b.Fatalf("build empty program: %v\n%s", err, out)
+	}
+	return filepath.Join(dir, "empty")
 }
