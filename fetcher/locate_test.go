@@ -1,7 +1,6 @@
 package fetcher
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"net"
@@ -12,6 +11,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/gmsa-hook/gmsa-hook/test/testdomain"
 )
 
 // closedDNS is a DNS server address where nothing listens: lookups fail at
@@ -59,34 +60,7 @@ func krb5Conf(t *testing.T, text string) string {
 // hand and fails in CI.
 func sambaDNS(t *testing.T) (server, domain string) {
 	t.Helper()
-	dir := os.Getenv("GMSA_TEST_DIR")
-	if dir == "" {
-		dir = "/var/lib/gmsa-hook-test"
-	}
-	f, err := os.Open(filepath.Join(dir, "domain.env"))
-	if err != nil {
-		if os.Getenv("CI") == "" {
-			t.Skipf("no test domain (%v); this test is required in CI", err)
-		}
-		t.Fatal(err)
-	}
-	defer f.Close()
-	env := map[string]string{}
-	s := bufio.NewScanner(f)
-	for s.Scan() {
-		if k, v, ok := strings.Cut(s.Text(), "="); ok {
-			env[k] = strings.Trim(v, "'\"")
-		}
-	}
-	if err := s.Err(); err != nil {
-		t.Fatal(err)
-	}
-	if env["DC_ADDR"] == "" || env["DOMAIN_DNS"] == "" || env["DC_HOST"] == "" {
-		t.Fatal("domain.env lacks DC_ADDR, DOMAIN_DNS or DC_HOST")
-	}
-	if ip := net.ParseIP(env["DC_ADDR"]); ip == nil || !ip.IsLoopback() {
-		t.Fatalf("DC_ADDR %q is not on the loopback", env["DC_ADDR"])
-	}
+	env := testdomain.Env(t)
 	return env["DC_ADDR"], env["DOMAIN_DNS"]
 }
 

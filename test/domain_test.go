@@ -4,13 +4,14 @@
 package test
 
 import (
-	"bufio"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/gmsa-hook/gmsa-hook/test/testdomain"
 )
 
 // Domain is the local test domain that test/setup-domain.sh provisions.
@@ -35,64 +36,27 @@ func (d *Domain) Secrets() []string {
 	return []string{d.ReaderPassword, d.OutsiderPassword, d.AdminPassword}
 }
 
-// needRoot skips a test run by hand without root, and fails it in CI.
+// needCI skips a test run by hand without what it needs, and fails it in CI.
 func needCI(t testing.TB, why string) {
 	t.Helper()
-	if os.Getenv("CI") != "" {
-		t.Fatalf("%s (CI must provide it: run ./test/run-tests.sh)", why)
-	}
-	t.Skipf("%s; run ./test/run-tests.sh as root", why)
+	testdomain.Require(t, why)
 }
 
-var (
-	domainOnce sync.Once
-	domain     *Domain
-	domainErr  string
-)
-
-// testDomain returns the test domain, or skips (fails in CI) when
-// setup-domain.sh has not run.
+// testDomain returns the test domain; it must be run as root.
 func testDomain(t testing.TB) *Domain {
 	t.Helper()
-	domainOnce.Do(func() {
-		dir := os.Getenv("GMSA_TEST_DIR")
-		if dir == "" {
-			dir = "/var/lib/gmsa-hook-test"
-		}
-		f, err := os.Open(filepath.Join(dir, "domain.env"))
-		if err != nil {
-			domainErr = "no test domain: " + err.Error()
-			return
-		}
-		defer f.Close()
-		env := map[string]string{}
-		s := bufio.NewScanner(f)
-		for s.Scan() {
-			k, v, ok := strings.Cut(s.Text(), "=")
-			if ok && !strings.HasPrefix(k, "#") {
-				env[strings.TrimSpace(k)] = strings.Trim(strings.TrimSpace(v), `'"`)
-			}
-		}
-		domain = &Domain{
-			Dir: dir, Realm: env["REALM"], DNSDomain: env["DOMAIN_DNS"], DCHost: env["DC_HOST"],
-			ReaderUser: env["READER_USER"], ReaderPassword: env["READER_PASSWORD"],
-			OutsiderUser: env["OUTSIDER_USER"], OutsiderPassword: env["OUTSIDER_PASSWORD"],
-			AdminPassword: env["ADMIN_PASSWORD"], KRB5Config: env["KRB5_CONFIG"],
-			HostKeytab: env["HOST_KEYTAB"], HostPrincipal: env["HOST_PRINCIPAL"],
-			TLSCA: env["TLS_CA"],
-		}
-		if domain.Realm == "" || domain.ReaderPassword == "" {
-			domainErr = "domain.env is incomplete"
-			domain = nil
-		}
-	})
-	if domain == nil {
-		needCI(t, domainErr)
-	}
+	env := testdomain.Env(t)
 	if os.Geteuid() != 0 {
 		needCI(t, "integration tests need root")
 	}
-	return domain
+	return &Domain{
+		Dir: testdomain.Dir(), Realm: env["REALM"], DNSDomain: env["DOMAIN_DNS"], DCHost: env["DC_HOST"],
+		ReaderUser: env["READER_USER"], ReaderPassword: env["READER_PASSWORD"],
+		OutsiderUser: env["OUTSIDER_USER"], OutsiderPassword: env["OUTSIDER_PASSWORD"],
+		AdminPassword: env["ADMIN_PASSWORD"], KRB5Config: env["KRB5_CONFIG"],
+		HostKeytab: env["HOST_KEYTAB"], HostPrincipal: env["HOST_PRINCIPAL"],
+		TLSCA: env["TLS_CA"],
+	}
 }
 
 var (

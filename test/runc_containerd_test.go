@@ -23,7 +23,7 @@ func startContainerd(t *testing.T) containerdDaemon {
 	t.Helper()
 	for _, bin := range []string{"containerd", "ctr", "containerd-shim-runc-v2"} {
 		if _, err := exec.LookPath(bin); err != nil {
-			needCIfor(t, bin+" is not installed (apt-get install containerd)")
+			needCI(t, bin+" is not installed (apt-get install containerd)")
 		}
 	}
 	dir := t.TempDir()

@@ -27,10 +27,10 @@ type dockerDaemon struct {
 func startDocker(t *testing.T, wrapper string) dockerDaemon {
 	t.Helper()
 	if _, err := exec.LookPath("dockerd"); err != nil {
-		needCIfor(t, "dockerd is not installed (apt-get install docker.io)")
+		needCI(t, "dockerd is not installed (apt-get install docker.io)")
 	}
 	if _, err := os.Stat(dockerCLI); err != nil {
-		needCIfor(t, dockerCLI+" is not installed (apt-get install docker.io)")
+		needCI(t, dockerCLI+" is not installed (apt-get install docker.io)")
 	}
 	dir := t.TempDir()
 	d := dockerDaemon{sock: filepath.Join(dir, "docker.sock")}

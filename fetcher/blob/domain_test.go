@@ -1,7 +1,6 @@
 package blob
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/base64"
 	"os"
@@ -18,50 +17,9 @@ import (
 	"github.com/jcmturner/gokrb5/v8/types"
 	//lint:ignore SA1019 the NT hash is MD4.
 	"golang.org/x/crypto/md4"
-)
 
-// testDomain reads the test domain's settings (domain.env, written by the
-// Samba AD DC setup under test/). Without it the test skips when run by hand
-// and fails in CI, where the domain is always set up.
-func testDomain(t *testing.T) map[string]string {
-	t.Helper()
-	dir := os.Getenv("GMSA_TEST_DIR")
-	if dir == "" {
-		dir = "/var/lib/gmsa-hook-test"
-	}
-	f, err := os.Open(filepath.Join(dir, "domain.env"))
-	if err != nil {
-		if os.Getenv("CI") == "" {
-			t.Skipf("no test domain (%v); this test is required in CI", err)
-		}
-		t.Fatal(err)
-	}
-	defer f.Close()
-	env := map[string]string{}
-	s := bufio.NewScanner(f)
-	for s.Scan() {
-		if k, v, ok := strings.Cut(s.Text(), "="); ok {
-			env[k] = strings.Trim(v, "'\"")
-		}
-	}
-	if err := s.Err(); err != nil {
-		t.Fatal(err)
-	}
-	for _, k := range []string{"KRB5_CONFIG", "READER_USER", "READER_PASSWORD", "DC_HOST", "BASE_DN", "REALM", "DOMAIN_DNS"} {
-		if env[k] == "" {
-			t.Fatalf("domain.env lacks %s", k)
-		}
-	}
-	for _, tool := range []string{"kinit", "ldapsearch"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			if os.Getenv("CI") == "" {
-				t.Skipf("%s not on PATH; this test is required in CI", tool)
-			}
-			t.Fatal(err)
-		}
-	}
-	return env
-}
+	"github.com/gmsa-hook/gmsa-hook/test/testdomain"
+)
 
 // domainTools runs MIT and OpenLDAP tools against the test domain with their
 // own credential cache.
@@ -158,7 +116,7 @@ func (d domainTools) kinitWithKey(g gmsa, key types.EncryptionKey) (string, erro
 // KDC is the judge of the layout, the salt (mixed-case WebApp02$ included),
 // the U+FFFD rule for AES and the raw-bytes rule for RC4.
 func TestKeysAgainstDomain(t *testing.T) {
-	env := testDomain(t)
+	env := testdomain.Env(t)
 	d := domainTools{t: t, env: env, cc: filepath.Join(t.TempDir(), "reader.cc")}
 	if out, err := d.run(env["READER_PASSWORD"]+"\n", "kinit", env["READER_USER"]); err != nil {
 		t.Fatalf("kinit %s: %v\n%s", env["READER_USER"], err, out)

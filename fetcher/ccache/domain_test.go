@@ -1,49 +1,14 @@
 package ccache
 
 import (
-	"bufio"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-)
 
-// testDomain reads the test domain's settings (domain.env, written by the
-// Samba AD DC setup under test/). Without it the test skips when run by hand
-// and fails in CI, where the domain is always set up.
-func testDomain(t *testing.T) map[string]string {
-	t.Helper()
-	dir := os.Getenv("GMSA_TEST_DIR")
-	if dir == "" {
-		dir = "/var/lib/gmsa-hook-test"
-	}
-	f, err := os.Open(filepath.Join(dir, "domain.env"))
-	if err != nil {
-		if os.Getenv("CI") == "" {
-			t.Skipf("no test domain (%v); this test is required in CI", err)
-		}
-		t.Fatal(err)
-	}
-	defer f.Close()
-	env := map[string]string{}
-	s := bufio.NewScanner(f)
-	for s.Scan() {
-		k, v, ok := strings.Cut(s.Text(), "=")
-		if ok {
-			env[k] = strings.Trim(v, "'\"")
-		}
-	}
-	if err := s.Err(); err != nil {
-		t.Fatal(err)
-	}
-	for _, k := range []string{"KRB5_CONFIG", "READER_USER", "READER_PASSWORD", "DC_HOST"} {
-		if env[k] == "" {
-			t.Fatalf("domain.env lacks %s", k)
-		}
-	}
-	return env
-}
+	"github.com/gmsa-hook/gmsa-hook/test/testdomain"
+)
 
 // TestMITUsesWrittenCache takes a TGT from the test domain's KDC with MIT
 // kinit, writes it again with WriteFile the way the hook writes caches
@@ -52,7 +17,7 @@ func testDomain(t *testing.T) map[string]string {
 // adds it to the file, and ldapwhoami authenticates with GSSAPI. Parse then
 // reads the file MIT appended to.
 func TestMITUsesWrittenCache(t *testing.T) {
-	env := testDomain(t)
+	env := testdomain.Env(t)
 	for _, tool := range []string{"kinit", "kvno", "ldapwhoami"} {
 		needTool(t, tool)
 	}

@@ -1,13 +1,10 @@
 package kdc
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"net"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -20,45 +17,9 @@ import (
 	"github.com/jcmturner/gokrb5/v8/iana/patype"
 	"github.com/jcmturner/gokrb5/v8/messages"
 	"github.com/jcmturner/gokrb5/v8/types"
-)
 
-// testDomain reads the test domain's settings (domain.env, written by the
-// Samba AD DC setup under test/). Without it the test skips when run by
-// hand and fails in CI, where the domain is always set up.
-func testDomain(t *testing.T) map[string]string {
-	t.Helper()
-	dir := os.Getenv("GMSA_TEST_DIR")
-	if dir == "" {
-		dir = "/var/lib/gmsa-hook-test"
-	}
-	f, err := os.Open(filepath.Join(dir, "domain.env"))
-	if err != nil {
-		if os.Getenv("CI") == "" {
-			t.Skipf("no test domain (%v); this test is required in CI", err)
-		}
-		t.Fatal(err)
-	}
-	defer f.Close()
-	env := map[string]string{}
-	s := bufio.NewScanner(f)
-	for s.Scan() {
-		if k, v, ok := strings.Cut(s.Text(), "="); ok {
-			env[k] = strings.Trim(v, "'\"")
-		}
-	}
-	if err := s.Err(); err != nil {
-		t.Fatal(err)
-	}
-	for _, k := range []string{"REALM", "DC_HOST", "DC_ADDR", "READER_USER", "READER_PASSWORD"} {
-		if env[k] == "" {
-			t.Fatalf("domain.env lacks %s", k)
-		}
-	}
-	if ip := net.ParseIP(env["DC_ADDR"]); ip == nil || !ip.IsLoopback() || ip.To4() == nil {
-		t.Fatalf("DC_ADDR %q is not in 127.0.0.0/8; these tests only talk to the loopback", env["DC_ADDR"])
-	}
-	return env
-}
+	"github.com/gmsa-hook/gmsa-hook/test/testdomain"
+)
 
 // recorder dials only 127.0.0.0/8 and keeps every reply it reads, to show
 // how many exchanges a call took and what the KDC said.
@@ -131,7 +92,7 @@ func domainClient(env map[string]string, r *recorder, kdcs ...string) *Client {
 }
 
 func TestDomainLoginAndServiceTicket(t *testing.T) {
-	env := testDomain(t)
+	env := testdomain.Env(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	r := &recorder{}
@@ -193,7 +154,7 @@ func TestDomainLoginAndServiceTicket(t *testing.T) {
 }
 
 func TestDomainWrongPassword(t *testing.T) {
-	env := testDomain(t)
+	env := testdomain.Env(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	r := &recorder{}
@@ -218,7 +179,7 @@ func TestDomainWrongPassword(t *testing.T) {
 }
 
 func TestDomainUnknownUser(t *testing.T) {
-	env := testDomain(t)
+	env := testdomain.Env(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	name := types.NewPrincipalName(nametype.KRB_NT_PRINCIPAL, "no-such-reader")
@@ -235,7 +196,7 @@ func TestDomainUnknownUser(t *testing.T) {
 // exchange, because the KDC's PREAUTH_FAILED error announces the salt in
 // ETYPE-INFO2.
 func TestDomainWrongSalt(t *testing.T) {
-	env := testDomain(t)
+	env := testdomain.Env(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	r := &recorder{}
@@ -293,7 +254,7 @@ func TestDomainWrongSalt(t *testing.T) {
 }
 
 func TestDomainFailover(t *testing.T) {
-	env := testDomain(t)
+	env := testdomain.Env(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	r := &recorder{}
@@ -322,7 +283,7 @@ func TestDomainFailover(t *testing.T) {
 // TestDomainPreauthRequired shows what Samba answers a request without
 // pre-authentication: the case Login avoids by pre-authenticating at once.
 func TestDomainPreauthRequired(t *testing.T) {
-	env := testDomain(t)
+	env := testdomain.Env(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	c := domainClient(env, &recorder{})
