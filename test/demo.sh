@@ -43,7 +43,7 @@ jq --arg spec "$spec" '
 	.process.terminal = false
 	| .process.user = {"uid": 1000, "gid": 1000}
 	| .process.env += ["KRB5CCNAME=FILE:/var/credentials-fetcher/krbdir/krb5cc"]
-	| .process.args = ["/bin/sh", "-c", "echo \"inside: $(id)\"; ls -l /var/credentials-fetcher/krbdir; /bin/probe; echo test >/var/credentials-fetcher/krbdir/krb5cc 2>/dev/null && echo WRITABLE || echo \"inside: the ticket is read-only\""]
+	| .process.args = ["/bin/sh", "-c", "echo \"inside: $(id)\"; ls -l /var/credentials-fetcher/krbdir; /bin/probe; (echo test >/var/credentials-fetcher/krbdir/krb5cc) 2>/dev/null && echo WRITABLE || echo \"inside: the ticket is read-only\""]
 	| .linux.namespaces |= map(select(.type != "network"))
 	| .annotations = {"credentialspec": $spec}
 ' "$bundle/config.json" >"$tmp"
@@ -63,3 +63,14 @@ if [[ -e /run/gmsa-hook/containers/$id ]]; then
 	exit 1
 fi
 echo "ticket directory /run/gmsa-hook/containers/$id is gone"
+
+say "a container whose gMSA the reader may not read (webapp03$) does not start"
+bad=credentialspecdomainless:file://$CREDSPEC_DIR/webapp03-domainless.json
+tmp=$(mktemp "$bundle/config.XXXXXX")
+jq --arg spec "$bad" '.annotations = {"credentialspec": $spec}' "$bundle/config.json" >"$tmp"
+mv "$tmp" "$bundle/config.json"
+if (cd "$bundle" && runc run "$id-denied"); then
+	echo "the container started without its ticket" >&2
+	exit 1
+fi
+[[ ! -e /run/gmsa-hook/containers/$id-denied ]] && echo "nothing left behind for $id-denied"

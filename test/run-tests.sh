@@ -18,6 +18,10 @@ echo "== tests" >&2
 # Integration tests need the DC and root; they fail (not skip) when CI is set.
 go test -race -count=1 -timeout 20m ./...
 
+echo "== demo (README's first command)" >&2
+./test/demo.sh >/dev/null 2>&1 || { ./test/demo.sh; exit 1; }
+echo "demo: ok" >&2
+
 echo "== fuzz (short)" >&2
 # -fuzzminimizetime=0s: minimising an input past -fuzztime makes go test
 # report "context deadline exceeded" as a failure.
