@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 )
 
 // Kind is where a document lives.
@@ -189,6 +190,10 @@ func Load(ctx context.Context, src Source, remote Remote) (*CredSpec, error) {
 // ErrInsecureFile marks a secret file that others than its owner can read.
 var ErrInsecureFile = errors.New("secret file is readable by others")
 
+// ErrForeignFile marks a secret file owned by another user than root or
+// the one running gmsa-hook.
+var ErrForeignFile = errors.New("secret file belongs to another user")
+
 func readFile(path string, secret bool) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -202,6 +207,11 @@ func readFile(path string, secret bool) ([]byte, error) {
 		}
 		if fi.Mode().Perm()&0o077 != 0 {
 			return nil, fmt.Errorf("%s: %w (mode %04o)", path, ErrInsecureFile, fi.Mode().Perm())
+		}
+		// Owned by root or by whoever runs gmsa-hook: another user who
+		// owns the file could swap the reader's identity.
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Uid != 0 && int(st.Uid) != os.Geteuid() {
+			return nil, fmt.Errorf("%s: %w (uid %d)", path, ErrForeignFile, st.Uid)
 		}
 	}
 	b, err := io.ReadAll(io.LimitReader(f, MaxSize+1))

@@ -353,3 +353,27 @@ func TestFetchFailsOverPastSilentDC(t *testing.T) {
 		t.Errorf("served after %s, want the silent DC skipped after its first share (2s)", el)
 	}
 }
+
+// TestFetchRefusesForeignSecret: a secret file owned by another user is
+// refused even with mode 0600.
+func TestFetchRefusesForeignSecret(t *testing.T) {
+	d := testDomain(t)
+	dir := t.TempDir()
+	os.Chmod(dir, 0o755)
+	secret := writeJSON(t, dir, "secret.json", map[string]any{"username": d.ReaderUser, "password": d.ReaderPassword, "domainName": d.DNSDomain}, 0o600)
+	if err := os.Chown(secret, 1000, 1000); err != nil {
+		t.Fatal(err)
+	}
+	var cs map[string]any
+	b, _ := os.ReadFile(d.Credspec("webapp01-domainless"))
+	json.Unmarshal(b, &cs)
+	cs["ActiveDirectoryConfig"].(map[string]any)["HostAccountConfig"].(map[string]any)["PluginInput"] = map[string]any{"CredentialArn": "file://" + secret}
+	spec := writeJSON(t, dir, "spec.json", cs, 0o644)
+	out := filepath.Join(dir, "krb5cc")
+	r := runHook(t, nil, "fetch", "--credspec", spec, "--out", out, "--config", writeJSON(t, dir, "config.json", baseConfig(d), 0o600))
+	want := `gmsa-hook: error: read reader secret for gMSA "webapp01$": ` + secret + ": secret file belongs to another user (uid 1000)\ngmsa-hook: hint: the secret file must belong to root: chown root FILE\n"
+	if r.code != 1 || r.stderr != want {
+		t.Errorf("exit %d, stderr:\n%s\nwant:\n%s", r.code, r.stderr, want)
+	}
+	assertNoSecrets(t, d, r.stderr)
+}

@@ -21,6 +21,7 @@ type hint struct {
 var hintTable = []hint{
 	{spec.ErrMalformed, "check the credential spec against the CredSpec format (CmsPlugins, DomainJoinConfig, ActiveDirectoryConfig.GroupManagedServiceAccounts)"},
 	{spec.ErrInsecureFile, "make the secret file readable by its owner only: chmod 600 FILE"},
+	{spec.ErrForeignFile, "the secret file must belong to root: chown root FILE"},
 	{spec.ErrNotFound, "check the ARN: the parameter, object or secret must exist in that account and region"},
 	{spec.ErrAccessDenied, "allow the refused action to the host's instance profile role (or the configured profile)"},
 	{spec.ErrThrottled, "the AWS API is throttling this account: retry later, or raise aws.max_attempts in the config file"},
