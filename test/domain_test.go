@@ -4,6 +4,7 @@
 package test
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -59,32 +60,34 @@ func testDomain(t testing.TB) *Domain {
 	}
 }
 
-var (
-	binOnce sync.Once
-	binPath string
-	binErr  error
-	binOut  []byte
-)
+var builds sync.Map // package path -> func() (string, error)
 
-// gmsaHook builds the gmsa-hook binary from this tree once per test run.
-func gmsaHook(t testing.TB) string {
+// buildStatic builds the package at pkg (relative to test/) as a static
+// binary, once per test run.
+func buildStatic(t testing.TB, pkg string) string {
 	t.Helper()
-	binOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "gmsa-hook-bin-")
+	f, _ := builds.LoadOrStore(pkg, sync.OnceValues(func() (string, error) {
+		dir, err := os.MkdirTemp("", "gmsa-hook-build-")
 		if err != nil {
-			binErr = err
-			return
+			return "", err
 		}
-		binPath = filepath.Join(dir, "gmsa-hook")
-		cmd := exec.Command("go", "build", "-o", binPath, "../cmd/gmsa-hook")
+		out := filepath.Join(dir, filepath.Base(pkg))
+		cmd := exec.Command("go", "build", "-o", out, pkg)
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		binOut, binErr = cmd.CombinedOutput()
-	})
-	if binErr != nil {
-		t.Fatalf("build gmsa-hook: %v\n%s", binErr, binOut)
+		if b, err := cmd.CombinedOutput(); err != nil {
+			return "", fmt.Errorf("build %s: %v\n%s", pkg, err, b)
+		}
+		return out, nil
+	}))
+	path, err := f.(func() (string, error))()
+	if err != nil {
+		t.Fatal(err)
 	}
-	return binPath
+	return path
 }
+
+// gmsaHook is the gmsa-hook binary built from this tree.
+func gmsaHook(t testing.TB) string { return buildStatic(t, "../cmd/gmsa-hook") }
 
 // assertNoSecrets fails when out holds one of the domain's passwords.
 func assertNoSecrets(t testing.TB, d *Domain, out string) {

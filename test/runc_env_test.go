@@ -89,40 +89,17 @@ func runtimeFor(t testing.TB, name string) ociRuntime {
 	return ociRuntime{}
 }
 
-
 var (
 	rootfsOnce sync.Once
 	rootfsDir  string
 	rootfsErr  error
-	probeOnce  sync.Once
-	probePath  string
-	probeErr   error
 	specOnce   sync.Once
 	specJSON   []byte
 	specErr    error
 )
 
-// probeBinary builds test/probe, static, once per test run.
-func probeBinary(t testing.TB) string {
-	t.Helper()
-	probeOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "gmsa-hook-probe-")
-		if err != nil {
-			probeErr = err
-			return
-		}
-		probePath = filepath.Join(dir, "probe")
-		cmd := exec.Command("go", "build", "-o", probePath, "./probe")
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			probeErr = fmt.Errorf("build probe: %v\n%s", err, out)
-		}
-	})
-	if probeErr != nil {
-		t.Fatal(probeErr)
-	}
-	return probePath
-}
+// probeBinary is test/probe, built static.
+func probeBinary(t testing.TB) string { return buildStatic(t, "./probe") }
 
 // sharedRootfs is a busybox rootfs (test/rootfs.sh) with /probe, made once
 // per test run and shared by the bundles: runc and crun only mount over it.
