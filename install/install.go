@@ -22,7 +22,7 @@ var (
 	// ErrBundle marks a bundle whose config.json cannot take the hooks.
 	ErrBundle = errors.New("cannot add hooks to the bundle")
 	// ErrRuntime marks a runtime install does not know yet.
-	ErrRuntime = errors.New("not supported yet (only runc)")
+	ErrRuntime = errors.New("not supported yet (runc or podman)")
 )
 
 // Hooks are gmsa-hook's entries in an OCI config.json.

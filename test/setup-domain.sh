@@ -77,7 +77,7 @@ export LDAPTLS_REQCERT=never
 
 BACKPORTS_SOURCE=/etc/apt/sources.list.d/backports.sources
 APT_PACKAGES_BPO=(samba samba-ad-dc winbind krb5-user ldap-utils libsasl2-modules-gssapi-mit)
-APT_PACKAGES=(runc crun busybox-static jq openssl containerd docker.io)
+APT_PACKAGES=(runc crun busybox-static jq openssl containerd docker.io podman)
 
 ensure_backports_source() {
 	[[ -e $BACKPORTS_SOURCE ]] && return 0
@@ -113,7 +113,7 @@ packages_missing() {
 ensure_packages() {
 	ensure_backports_source
 	packages_missing || return 0
-	log "installing packages (samba from bookworm-backports, runc, crun, containerd, docker.io, busybox-static)"
+	log "installing packages (samba from bookworm-backports, runc, crun, containerd, docker.io, podman, busybox-static)"
 	# Without systemd, the package scripts would start the stock smbd/nmbd/
 	# samba-ad-dc from /etc/init.d, which grab ports 445/139/53 that our DC needs.
 	# A policy-rc.d that says "101 = action forbidden" stops that.

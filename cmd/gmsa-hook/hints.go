@@ -53,7 +53,8 @@ var hintTable = []hint{
 	{hook.ErrMount, "the image must have a directory, or nothing, at /var/credentials-fetcher/krbdir"},
 	{hook.ErrContainerd, "pass the containerd socket to the hook entries (--containerd-address SOCKET), or give the container the credentialspec annotation"},
 	{install.ErrBundle, "give --bundle an OCI bundle directory with a config.json (runc spec makes one)"},
-	{install.ErrRuntime, "use --runtime runc, or add the hooks to the runtime's configuration by hand (see README.md)"},
+	{install.ErrRuntime, "use --runtime runc (with --bundle) or --runtime podman (with --hooks-dir), or add the hooks to the runtime's configuration by hand (see README.md)"},
+	{install.ErrHooksDir, "give --hooks-dir a directory Podman or CRI-O reads hooks from (hooks_dir in containers.conf), writable by root"},
 	{kdc.ErrKeyExpired, "the reading account's password has expired: reset it in Active Directory and update the secret"},
 }
 
