@@ -152,6 +152,11 @@ func (a *awsRemote) Get(ctx context.Context, src Source) ([]byte, error) {
 	if cfg.Credentials == nil {
 		return nil, a.fail(svc, src.ARN, ErrNoCredentials, nil, "no credential source")
 	}
+	// A context already done says so the same way wherever it is noticed
+	// (a static credential provider would not notice it at all).
+	if ctx.Err() != nil {
+		return nil, a.fail(svc, src.ARN, nil, ctx.Err(), "gave up: "+ctx.Err().Error())
+	}
 	// The cache keeps them for the clients below.
 	if _, err := cfg.Credentials.Retrieve(ctx); err != nil {
 		if ctx.Err() != nil {

@@ -895,7 +895,7 @@ func TestAWSCanceled(t *testing.T) {
 		before bool
 		want   string
 	}{
-		{"before reading", true, "ssm parameter " + w.ssmString + ": gave up getting AWS credentials: context canceled"},
+		{"before reading", true, "ssm parameter " + w.ssmString + ": gave up: context canceled"},
 		{"waiting to retry", false, "ssm parameter " + w.ssmString + ": gave up: context canceled"},
 	}
 	for _, tt := range tests {
