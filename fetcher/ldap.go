@@ -38,11 +38,7 @@ func baseDN(domain string) string {
 func (c *Config) readAccount(ctx context.Context, d *dcs, kc *kdc.Client, tgt *kdc.Ticket, name, domain, dn string) (*account, string, error) {
 	var errs []string
 	for i, host := range d.ldap {
-		// Each DC gets its share of the time left (see kdc's share).
-		actx, cancel := ctx, context.CancelFunc(func() {})
-		if dl, ok := ctx.Deadline(); ok && len(d.ldap)-i > 1 {
-			actx, cancel = context.WithTimeout(ctx, time.Until(dl)/time.Duration(len(d.ldap)-i))
-		}
+		actx, cancel := kdc.ShareDeadline(ctx, len(d.ldap)-i)
 		a, err := c.readAccountFrom(actx, d, host, kc, tgt, name, domain, dn)
 		cancel()
 		if err == nil {

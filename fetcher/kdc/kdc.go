@@ -405,7 +405,7 @@ func (c *Client) send(ctx context.Context, req []byte) ([]byte, string, error) {
 	}
 	var errs []string
 	for i, kdc := range c.KDCs {
-		actx, cancel := share(ctx, len(c.KDCs)-i)
+		actx, cancel := ShareDeadline(ctx, len(c.KDCs)-i)
 		reply, err := c.exchange(actx, kdc, req)
 		cancel()
 		if err == nil {
@@ -424,9 +424,10 @@ func (c *Client) send(ctx context.Context, req []byte) ([]byte, string, error) {
 	return nil, "", fmt.Errorf("%w (%s)", ErrUnreachable, strings.Join(errs, "; "))
 }
 
-// share gives one of n remaining attempts its share of ctx's time left, so
-// a server that accepts and never answers leaves time for the next one.
-func share(ctx context.Context, n int) (context.Context, context.CancelFunc) {
+// ShareDeadline gives one of n remaining attempts its share of ctx's time
+// left, so a server that accepts and never answers leaves time for the next
+// one. The LDAP failover in package fetcher uses it too.
+func ShareDeadline(ctx context.Context, n int) (context.Context, context.CancelFunc) {
 	dl, ok := ctx.Deadline()
 	if !ok || n <= 1 {
 		return context.WithCancel(ctx)
