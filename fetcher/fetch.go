@@ -242,17 +242,13 @@ func passwordKeys(pw []byte) kdc.KeyFunc {
 
 func cacheOf(t *kdc.Ticket) *ccache.Cache {
 	client := ccache.NewPrincipal(t.ClientRealm, t.Client)
-	var flags uint32
-	for i := 0; i < 4 && i < len(t.Flags); i++ {
-		flags |= uint32(t.Flags[i]) << (24 - 8*i)
-	}
 	return &ccache.Cache{
 		DefaultPrincipal: client,
 		Credentials: []ccache.Credential{{
 			Client: client, Server: ccache.NewPrincipal(t.ServerRealm, t.Server),
 			Key:      t.SessionKey,
 			AuthTime: t.AuthTime, StartTime: t.StartTime, EndTime: t.EndTime, RenewTill: t.RenewTill,
-			Flags:  flags,
+			Flags:  ccache.FlagsFromBitString(t.Flags),
 			Ticket: t.Raw,
 		}},
 	}

@@ -123,8 +123,8 @@ type Ticket struct {
 	Raw                                     []byte // DER of Ticket, exactly as the KDC sent it
 	SessionKey                              types.EncryptionKey
 	AuthTime, StartTime, EndTime, RenewTill time.Time
-	Flags                                   []byte // the ticket flags bit string, as sent
-	KDC                                     string // the KDC that issued it
+	Flags                                   asn1.BitString // the ticket flags, as sent
+	KDC                                     string         // the KDC that issued it
 }
 
 // KeyFunc returns the client's long-term key for an etype and salt. It
@@ -335,7 +335,7 @@ func (c *Client) ticket(cname types.PrincipalName, crealm string, tkt messages.T
 		Server: enc.SName, ServerRealm: enc.SRealm,
 		Ticket: tkt, Raw: raw, SessionKey: enc.Key,
 		AuthTime: enc.AuthTime, StartTime: start, EndTime: enc.EndTime, RenewTill: enc.RenewTill,
-		Flags: enc.Flags.Bytes, KDC: kdc,
+		Flags: enc.Flags, KDC: kdc,
 	}, nil
 }
 
