@@ -126,7 +126,7 @@ func TestDomainLoginAndServiceTicket(t *testing.T) {
 	if err := raw.Unmarshal(tgt.Raw); err != nil {
 		t.Errorf("Raw does not decode: %v", err)
 	}
-	if len(tgt.Flags) == 0 {
+	if len(tgt.Flags.Bytes) == 0 {
 		t.Error("TGT without flags")
 	}
 
