@@ -1,8 +1,8 @@
 // Package fetcher turns a credential spec into a Kerberos ticket-granting
 // ticket for its group Managed Service Account (gMSA), in pure Go:
 //
-//	reader login (domainless user from a secret, or the host keytab)
-//	  -> service ticket for ldap/<dc>
+//	reader login (domainless user from a secret, or the host keytab),
+//	  straight to a service ticket for ldap/<dc>
 //	  -> sealed SASL GSSAPI bind and search for msDS-ManagedPassword
 //	  -> gMSA keys from the managed password
 //	  -> AS exchange as the gMSA, retried with the previous password
@@ -168,11 +168,34 @@ func fetch(ctx context.Context, req Request) (*Result, error) {
 	}
 	kc := &kdc.Client{Realm: readerRealm, KDCs: d.kdcs, Dial: d.dialr.DialContext,
 		Lifetime: time.Duration(cfg.TicketLifetime), RenewLifetime: renew(cfg), Now: req.Now}
-	tgt, err := kc.Login(ctx, reader, readerSalt, readerKeys)
-	if err != nil {
+	// The reader needs no ticket but the one for the DC's LDAP service: it
+	// asks the AS for that directly, one KDC round trip instead of a login
+	// and a TGS exchange. Another DC, after a failover, gets its own.
+	// The first DC's ticket is asked for before its LDAP port is tried, so
+	// that a wrong password or an unreachable KDC is reported as the
+	// login's failure. A DC named by address has no service principal:
+	// whether that matters is known once its LDAP port answers or not.
+	type ticketResult struct {
+		t   *kdc.Ticket
+		err error
+	}
+	tickets := map[string]ticketResult{}
+	ldapTicket := func(ctx context.Context, host string) (*kdc.Ticket, error) {
+		r, ok := tickets[host]
+		if !ok {
+			r.t, r.err = kc.LoginTo(ctx, reader, readerSalt, readerKeys, "ldap/"+host)
+			tickets[host] = r
+		}
+		return r.t, r.err
+	}
+	if _, err := ldapTicket(ctx, d.ldap[0]); err != nil && !errors.Is(err, kdc.ErrUnknownService) {
 		return nil, &Error{Step: "log in as " + readerName, Server: kdcOf(err, d), Err: err}
 	}
-	acct, host, err := cfg.readAccount(ctx, d, kc, tgt, name, domain, dn)
+	acct, host, err := cfg.readAccount(ctx, d, ldapTicket, name, domain, dn)
+	var le *loginError
+	if errors.As(err, &le) {
+		return nil, &Error{Step: "log in as " + readerName, Server: kdcOf(le.err, d), Err: le.err}
+	}
 	if err != nil {
 		if host == "" {
 			host = strings.Join(d.ldap, ", ")

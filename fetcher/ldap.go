@@ -35,11 +35,11 @@ func baseDN(domain string) string {
 
 // readAccount reads the gMSA's entry from the first DC that answers,
 // failing over to the next on network errors. It returns the DC used.
-func (c *Config) readAccount(ctx context.Context, d *dcs, kc *kdc.Client, tgt *kdc.Ticket, name, domain, dn string) (*account, string, error) {
+func (c *Config) readAccount(ctx context.Context, d *dcs, ticket ldapTicketFunc, name, domain, dn string) (*account, string, error) {
 	var errs []string
 	for i, host := range d.ldap {
 		actx, cancel := kdc.ShareDeadline(ctx, len(d.ldap)-i)
-		a, err := c.readAccountFrom(actx, d, host, kc, tgt, name, domain, dn)
+		a, err := c.readAccountFrom(actx, d, host, ticket, name, domain, dn)
 		cancel()
 		if err == nil {
 			return a, host, nil
@@ -59,7 +59,17 @@ func isNetwork(err error) bool {
 		ldap.IsErrorWithCode(err, ldap.ErrorNetwork)
 }
 
-func (c *Config) readAccountFrom(ctx context.Context, d *dcs, host string, kc *kdc.Client, tgt *kdc.Ticket, name, domain, dn string) (*account, error) {
+// loginError is the reader's login failing while it asks for another
+// DC's service ticket: reported as the login's failure, not the DC's.
+type loginError struct{ err error }
+
+func (e *loginError) Error() string { return e.err.Error() }
+func (e *loginError) Unwrap() error { return e.err }
+
+// ldapTicketFunc gets the reader's service ticket for ldap/<host>.
+type ldapTicketFunc func(ctx context.Context, host string) (*kdc.Ticket, error)
+
+func (c *Config) readAccountFrom(ctx context.Context, d *dcs, host string, ticket ldapTicketFunc, name, domain, dn string) (*account, error) {
 	port := "389"
 	if c.LDAPS {
 		port = "636"
@@ -71,10 +81,15 @@ func (c *Config) readAccountFrom(ctx context.Context, d *dcs, host string, kc *k
 	defer raw.Close()
 	stop := context.AfterFunc(ctx, func() { raw.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
-	// The ticket is asked for once the DC answers, so an unreachable DC is
-	// skipped before its service principal is looked up.
-	st, err := kc.ServiceTicket(ctx, tgt, "ldap/"+host)
+	// The first DC's ticket came with the reader's login; another DC's is
+	// asked for once it answers, so an unreachable DC is skipped before its
+	// service principal is looked up.
+	st, err := ticket(ctx, host)
 	if err != nil {
+		var ke *kdc.Error
+		if errors.As(err, &ke) && !errors.Is(err, kdc.ErrUnknownService) {
+			return nil, &loginError{err}
+		}
 		return nil, fmt.Errorf("service ticket for ldap/%s: %w", host, err)
 	}
 
@@ -108,7 +123,7 @@ func (c *Config) readAccountFrom(ctx context.Context, d *dcs, host string, kc *k
 	if dl, ok := ctx.Deadline(); ok {
 		l.SetTimeout(time.Until(dl))
 	}
-	cl := &sasl.Client{CName: tgt.Client, CRealm: tgt.ClientRealm, Ticket: st.Ticket, SessionKey: st.SessionKey, Layer: layer, ChannelBinding: binding}
+	cl := &sasl.Client{CName: st.Client, CRealm: st.ClientRealm, Ticket: st.Ticket, SessionKey: st.SessionKey, Layer: layer, ChannelBinding: binding}
 	if err := l.GSSAPIBindRequest(cl, &ldap.GSSAPIBindRequest{ServicePrincipalName: "ldap/" + host}); err != nil {
 		if ldap.IsErrorWithCode(err, ldap.LDAPResultStrongAuthRequired) {
 			return nil, fmt.Errorf("%w: bind with security layer %s: %v", ErrLayerRefused, layer, ldapMessage(err))

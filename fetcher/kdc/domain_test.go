@@ -153,6 +153,61 @@ func TestDomainLoginAndServiceTicket(t *testing.T) {
 	}
 }
 
+// TestDomainLoginTo gets a service ticket straight from the AS exchange,
+// as the reader does for ldap/<dc>: one exchange, a ticket for the service,
+// and the KDC's verdicts on the password and the service principal.
+func TestDomainLoginTo(t *testing.T) {
+	env := testdomain.Env(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	r := &recorder{}
+	c := domainClient(env, r)
+	keys := PasswordKeys(env["READER_PASSWORD"])
+	service := "ldap/" + env["DC_HOST"]
+	st, err := c.LoginTo(ctx, readerName(env), readerSalt(env), keys, service)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(r.messages()); n != 1 {
+		t.Errorf("login to %s took %d exchanges, want 1", service, n)
+	}
+	type names struct {
+		Client, Server string
+		KeyType        int32
+	}
+	got := names{st.Client.PrincipalNameString(), st.Server.PrincipalNameString(), st.SessionKey.KeyType}
+	want := names{env["READER_USER"], service, etypeID.AES256_CTS_HMAC_SHA1_96}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("service ticket (-want +got):\n%s", diff)
+	}
+	var raw messages.Ticket
+	if err := raw.Unmarshal(st.Raw); err != nil || raw.SName.PrincipalNameString() != service {
+		t.Errorf("ticket is for %q (%v), want %s", raw.SName.PrincipalNameString(), err, service)
+	}
+
+	_, err = c.LoginTo(ctx, readerName(env), readerSalt(env), keys, "ldap/no-such-host."+strings.ToLower(env["REALM"]))
+	if !errors.Is(err, ErrUnknownService) {
+		t.Errorf("unknown service: %v, want ErrUnknownService", err)
+	}
+	_, err = c.LoginTo(ctx, readerName(env), readerSalt(env), PasswordKeys("Wrong-"+env["READER_PASSWORD"]), service)
+	if !errors.Is(err, ErrBadCredentials) {
+		t.Errorf("wrong password: %v, want ErrBadCredentials", err)
+	}
+}
+
+func TestPasswordKeysRemembers(t *testing.T) {
+	keys := PasswordKeys("Reader-Test-Passw0rd1")
+	k1, ok1, err1 := keys(etypeID.AES256_CTS_HMAC_SHA1_96, "CORP.EXAMPLE.TESTgmsa-reader")
+	k2, ok2, err2 := keys(etypeID.AES256_CTS_HMAC_SHA1_96, "CORP.EXAMPLE.TESTgmsa-reader")
+	k3, _, _ := keys(etypeID.AES256_CTS_HMAC_SHA1_96, "OTHER.REALMgmsa-reader")
+	if !ok1 || !ok2 || err1 != nil || err2 != nil || !bytes.Equal(k1.KeyValue, k2.KeyValue) {
+		t.Fatalf("same etype and salt: %v %v %v %v, keys differ: %v", ok1, ok2, err1, err2, !bytes.Equal(k1.KeyValue, k2.KeyValue))
+	}
+	if bytes.Equal(k1.KeyValue, k3.KeyValue) {
+		t.Error("another salt gave the same key")
+	}
+}
+
 func TestDomainWrongPassword(t *testing.T) {
 	env := testdomain.Env(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

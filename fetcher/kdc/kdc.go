@@ -131,9 +131,19 @@ type Ticket struct {
 // returns ok=false for an etype it has no key for.
 type KeyFunc func(etype int32, salt string) (key types.EncryptionKey, ok bool, err error)
 
-// PasswordKeys is a KeyFunc for a password given as a UTF-8 string.
+// PasswordKeys is a KeyFunc for a password given as a UTF-8 string. It
+// remembers the keys it derived: an AES key costs 4096 PBKDF2 rounds, and a
+// failover to another domain controller asks for the same key again.
 func PasswordKeys(password string) KeyFunc {
+	type etypeSalt struct {
+		etype int32
+		salt  string
+	}
+	derived := map[etypeSalt]types.EncryptionKey{}
 	return func(etype int32, salt string) (types.EncryptionKey, bool, error) {
+		if k, ok := derived[etypeSalt{etype, salt}]; ok {
+			return k, true, nil
+		}
 		et, err := crypto.GetEtype(etype)
 		if err != nil {
 			return types.EncryptionKey{}, false, nil
@@ -142,7 +152,9 @@ func PasswordKeys(password string) KeyFunc {
 		if err != nil {
 			return types.EncryptionKey{}, false, err
 		}
-		return types.EncryptionKey{KeyType: etype, KeyValue: k}, true, nil
+		key := types.EncryptionKey{KeyType: etype, KeyValue: k}
+		derived[etypeSalt{etype, salt}] = key
+		return key, true, nil
 	}
 }
 
@@ -177,6 +189,15 @@ func (c *Client) config() *config.Config {
 // to try first with the first etype keys has; when the KDC announces
 // another (ETYPE-INFO2), Login retries once with it.
 func (c *Client) Login(ctx context.Context, name types.PrincipalName, salt string, keys KeyFunc) (*Ticket, error) {
+	return c.LoginTo(ctx, name, salt, keys, "")
+}
+
+// LoginTo is Login for a ticket to service (e.g.
+// "ldap/dc1.corp.example.test") straight from the AS exchange, as
+// "kinit -S" does: one KDC round trip instead of a login and a TGS
+// exchange, for a client that needs no other ticket. An empty service is
+// the realm's ticket-granting service.
+func (c *Client) LoginTo(ctx context.Context, name types.PrincipalName, salt string, keys KeyFunc, service string) (*Ticket, error) {
 	etype, key, err := firstKey(keys, salt)
 	if err != nil {
 		return nil, err
@@ -185,6 +206,9 @@ func (c *Client) Login(ctx context.Context, name types.PrincipalName, salt strin
 		req, err := messages.NewASReqForTGT(c.Realm, c.config(), name)
 		if err != nil {
 			return nil, fmt.Errorf("build login request: %w", err)
+		}
+		if service != "" {
+			req.ReqBody.SName = types.NewPrincipalName(nametype.KRB_NT_SRV_INST, service)
 		}
 		if err := c.addEncTimestamp(&req, key); err != nil {
 			return nil, err
