@@ -50,7 +50,8 @@ type Config struct {
 	// RunDir is where the hook keeps per-container tickets (a tmpfs).
 	// Default /run/gmsa-hook.
 	RunDir string `json:"run_dir,omitempty"`
-	// LogFile, when set, receives one structured line per hook step.
+	// LogFile, when set, receives one structured JSON line per hook run and
+	// per fetch, with where the time went.
 	LogFile string `json:"log_file,omitempty"`
 	// AWS configures SSM, S3 and Secrets Manager access.
 	AWS spec.AWSConfig `json:"aws,omitempty"`

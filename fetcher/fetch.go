@@ -67,6 +67,29 @@ type Result struct {
 	Expires time.Time
 	// Previous is true when the KDC accepted only the previous password.
 	Previous bool
+	// Steps is where the time went, for debug logs and benchmarks.
+	Steps []Step
+}
+
+// Step is a timed part of a fetch: "credspec" (reading the spec and the
+// reader's secret), "locate" (finding DCs), "login" (the reader's ticket
+// for ldap/<dc>), "ldap" (connect, bind, search), "gmsa" (keys and the
+// gMSA's own AS exchange).
+type Step struct {
+	Name    string
+	Elapsed time.Duration
+}
+
+// timer records Steps.
+type timer struct {
+	steps []Step
+	last  time.Time
+}
+
+func (t *timer) lap(name string) {
+	now := time.Now()
+	t.steps = append(t.steps, Step{name, now.Sub(t.last)})
+	t.last = now
 }
 
 // Error is a failed fetch: which step, for which account, against which
@@ -120,6 +143,7 @@ func innermost(err error) error {
 }
 
 func fetch(ctx context.Context, req Request) (*Result, error) {
+	tm := &timer{last: time.Now()}
 	cs := req.Spec
 	if cs == nil {
 		src, err := spec.ParseSource(req.Source)
@@ -161,11 +185,13 @@ func fetch(ctx context.Context, req Request) (*Result, error) {
 		readerKeys = kdc.FixedKeys(keys)
 	}
 	readerName := fmt.Sprintf("%q", strings.Join(reader.NameString, "/")+"@"+readerRealm)
+	tm.lap("credspec")
 
 	d, err := cfg.locate(ctx, domain, realm)
 	if err != nil {
 		return nil, &Error{Step: "find domain controllers of " + domain, Err: err}
 	}
+	tm.lap("locate")
 	kc := &kdc.Client{Realm: readerRealm, KDCs: d.kdcs, Dial: d.dialr.DialContext,
 		Lifetime: time.Duration(cfg.TicketLifetime), RenewLifetime: renew(cfg), Now: req.Now}
 	// The reader needs no ticket but the one for the DC's LDAP service: it
@@ -191,6 +217,7 @@ func fetch(ctx context.Context, req Request) (*Result, error) {
 	if _, err := ldapTicket(ctx, d.ldap[0]); err != nil && !errors.Is(err, kdc.ErrUnknownService) {
 		return nil, &Error{Step: "log in as " + readerName, Server: kdcOf(err, d), Err: err}
 	}
+	tm.lap("login")
 	acct, host, err := cfg.readAccount(ctx, d, ldapTicket, name, domain, dn)
 	var le *loginError
 	if errors.As(err, &le) {
@@ -215,6 +242,7 @@ func fetch(ctx context.Context, req Request) (*Result, error) {
 	}
 	defer mp.Wipe()
 
+	tm.lap("ldap")
 	gc := &kdc.Client{Realm: realm, KDCs: kc.KDCs, Dial: d.dialr.DialContext,
 		Lifetime: time.Duration(cfg.TicketLifetime), RenewLifetime: renew(cfg), Now: req.Now}
 	principal := types.NewPrincipalName(nametype.KRB_NT_PRINCIPAL, acct.SAM)
@@ -230,10 +258,12 @@ func fetch(ctx context.Context, req Request) (*Result, error) {
 	if err != nil {
 		return nil, &Error{Step: "get ticket of " + gmsa, Server: kdcOf(err, d), Err: err}
 	}
+	tm.lap("gmsa")
 	return &Result{
 		Cache:   cacheOf(tkt),
 		Account: acct.SAM, Realm: realm, DC: host, KVNO: acct.KVNO,
 		Expires: tkt.EndTime, Previous: previous,
+		Steps: tm.steps,
 	}, nil
 }
 

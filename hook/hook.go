@@ -240,6 +240,10 @@ func (r *Request) create(ctx context.Context, st *State, rep *Report, t time.Tim
 		return err
 	}
 	t = rep.step("fetch", t)
+	for _, fs := range res.Steps {
+		// Where the fetch's time went: fetch.login, fetch.ldap, ...
+		rep.Steps = append(rep.Steps, Step{"fetch." + fs.Name, fs.Elapsed})
+	}
 	rep.Account, rep.Expires = res.Account+"@"+res.Realm, res.Expires
 	m := &Meta{
 		ID: st.ID, Bundle: st.Bundle, Source: lab.Source, Origin: lab.Origin, Config: r.ConfigPath,

@@ -377,3 +377,62 @@ func TestFetchRefusesForeignSecret(t *testing.T) {
 	}
 	assertNoSecrets(t, d, r.stderr)
 }
+
+// TestFetchLog: with log_file set, each fetch appends one JSON line that
+// says where the time went, and a failed one says why; neither holds a
+// secret.
+func TestFetchLog(t *testing.T) {
+	d := testDomain(t)
+	dir := t.TempDir()
+	log := filepath.Join(dir, "gmsa-hook.log")
+	cfg := baseConfig(d)
+	cfg["log_file"] = log
+	cfgPath := writeJSON(t, dir, "config.json", cfg, 0o600)
+	if r := runHook(t, nil, "fetch", "--credspec", d.Credspec("webapp01-domainless"), "--out", filepath.Join(dir, "cc"), "--config", cfgPath); r.code != 0 {
+		t.Fatalf("exit %d\n%s", r.code, r.stderr)
+	}
+	if r := runHook(t, nil, "fetch", "--credspec", d.Credspec("webapp03-domainless"), "--out", filepath.Join(dir, "cc3"), "--config", cfgPath); r.code == 0 {
+		t.Fatal("fetch of webapp03 succeeded")
+	}
+	b, err := os.ReadFile(log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	assertNoSecrets(t, d, string(b))
+	if fi, err := os.Stat(log); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("log mode: %v %v, want 0600", fi.Mode().Perm(), err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("%d log lines, want 2:\n%s", len(lines), b)
+	}
+	type line struct {
+		Level, Msg, Account, Credspec, Error string
+		Steps                                map[string]float64 `json:"steps_ms"`
+		Elapsed                              float64            `json:"elapsed_ms"`
+	}
+	var ok, failed line
+	if err := json.Unmarshal([]byte(lines[0]), &ok); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal([]byte(lines[1]), &failed); err != nil {
+		t.Fatal(err)
+	}
+	if ok.Msg != "fetch" || ok.Level != "INFO" || ok.Account != "webapp01$@"+d.Realm || ok.Credspec != d.Credspec("webapp01-domainless") {
+		t.Errorf("success line: %+v", ok)
+	}
+	var sum float64
+	for _, s := range []string{"credspec", "locate", "login", "ldap", "gmsa"} {
+		v, found := ok.Steps[s]
+		if !found || v <= 0 {
+			t.Errorf("step %q: %v, %v in %v", s, v, found, ok.Steps)
+		}
+		sum += v
+	}
+	if sum > ok.Elapsed {
+		t.Errorf("steps add up to %.2f ms, more than the fetch's %.2f ms", sum, ok.Elapsed)
+	}
+	if failed.Level != "ERROR" || !strings.Contains(failed.Error, "not permitted to retrieve the managed password") || failed.Steps != nil {
+		t.Errorf("failure line: %+v", failed)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"time"
 
 	"github.com/gmsa-hook/gmsa-hook/fetcher"
@@ -43,12 +44,18 @@ func runFetch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if *timeout > 0 {
 		cfg.Timeout = fetcher.Duration(*timeout)
 	}
+	start := time.Now()
 	res, err := fetcher.Fetch(ctx, fetcher.Request{Source: *src, Config: cfg, Remote: spec.NewAWS(cfg.AWS)})
+	if err == nil {
+		if werr := ccache.WriteFile(*out, res.Cache, -1, -1); werr != nil {
+			err = fmt.Errorf("write credential cache %s: %w", *out, werr)
+		}
+	}
+	if cfg.LogFile != "" {
+		logFetch(cfg.LogFile, *src, res, err, time.Since(start))
+	}
 	if err != nil {
 		return err
-	}
-	if err := ccache.WriteFile(*out, res.Cache, -1, -1); err != nil {
-		return fmt.Errorf("write credential cache %s: %w", *out, err)
 	}
 	fmt.Fprintf(stdout, "wrote ticket for %s@%s (kvno %d, from %s) to %s, valid until %s\n",
 		res.Account, res.Realm, res.KVNO, res.DC, *out, res.Expires.Local().Format(time.RFC3339))
@@ -60,4 +67,20 @@ func loadConfig(path string) (fetcher.Config, error) {
 		return fetcher.Config{}, nil
 	}
 	return fetcher.LoadConfig(path)
+}
+
+// logFetch appends a line like a hook run's to the debug log: the
+// credential spec, the account and where the time went.
+func logFetch(path, source string, res *fetcher.Result, fetchErr error, total time.Duration) {
+	attrs := []any{slog.String("credspec", source)}
+	if res != nil {
+		steps := make([]any, 0, len(res.Steps))
+		for _, s := range res.Steps {
+			steps = append(steps, slog.Float64(s.Name, ms(s.Elapsed)))
+		}
+		attrs = append(attrs, slog.String("account", res.Account+"@"+res.Realm), slog.String("dc", res.DC),
+			slog.Time("expires", res.Expires), slog.Group("steps_ms", steps...))
+	}
+	attrs = append(attrs, slog.Float64("elapsed_ms", ms(total)))
+	appendLog(path, "fetch", fetchErr, attrs)
 }

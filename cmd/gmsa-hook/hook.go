@@ -52,11 +52,6 @@ func runHook(ctx context.Context, args []string, stdin io.Reader, stderr io.Writ
 // logRun appends one structured line per run to the debug log. A log that
 // cannot be written does not fail the container.
 func logRun(path string, rep *hook.Report, runErr error) {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
-	if err != nil {
-		return
-	}
-	defer f.Close()
 	attrs := []any{
 		slog.String("stage", string(rep.Stage)),
 		slog.String("container", rep.ID),
@@ -82,12 +77,23 @@ func logRun(path string, rep *hook.Report, runErr error) {
 		steps = append(steps, slog.Float64(s.Name, ms(s.Elapsed)))
 	}
 	attrs = append(attrs, slog.Group("steps_ms", steps...), slog.Float64("elapsed_ms", ms(rep.Total)))
+	appendLog(path, "hook", runErr, attrs)
+}
+
+// appendLog appends one JSON line to the debug log; an error makes it a
+// line at level ERROR. A log that cannot be written fails nothing.
+func appendLog(path, msg string, runErr error, attrs []any) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return
+	}
+	defer f.Close()
 	level := slog.LevelInfo
 	if runErr != nil {
 		level = slog.LevelError
 		attrs = append(attrs, slog.String("error", runErr.Error()))
 	}
-	slog.New(slog.NewJSONHandler(f, &slog.HandlerOptions{})).Log(context.Background(), level, "hook", attrs...)
+	slog.New(slog.NewJSONHandler(f, &slog.HandlerOptions{})).Log(context.Background(), level, msg, attrs...)
 }
 
 // ms is a duration in milliseconds, to the microsecond.

@@ -59,10 +59,12 @@ func run(n int, dir, bin string) error {
 	}
 	json.Unmarshal(b, &secret)
 	cfg := filepath.Join(tmp, "config.json")
-	os.WriteFile(cfg, []byte(`{"domain_controllers":["dc1.corp.example.test"],"dns_server":"127.0.0.1:53"}`), 0o600)
+	logPath := filepath.Join(tmp, "gmsa-hook.log")
+	os.WriteFile(cfg, []byte(`{"domain_controllers":["dc1.corp.example.test"],"dns_server":"127.0.0.1:53","log_file":"`+logPath+`"}`), 0o600)
 	env := []string{"KRB5_CONFIG=" + filepath.Join(dir, "krb5.conf"), "PATH=/usr/bin:/bin", "LDAPSASL_NOCANON=on"}
 
 	var ours, theirs []time.Duration
+	theirSteps := map[string][]time.Duration{}
 	var peak int64
 	for i := 0; i < n; i++ {
 		// Alternate so both see the same DC state.
@@ -76,11 +78,43 @@ func run(n int, dir, bin string) error {
 		if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok && ru.Maxrss > peak {
 			peak = ru.Maxrss
 		}
-		d, err := pipeline(tmp, i, env, secret.Username+"@CORP.EXAMPLE.TEST", secret.Password)
+		steps, err := pipeline(tmp, i, env, secret.Username+"@CORP.EXAMPLE.TEST", secret.Password)
 		if err != nil {
 			return err
 		}
-		theirs = append(theirs, d)
+		var total time.Duration
+		for _, st := range steps {
+			theirSteps[st.name] = append(theirSteps[st.name], st.d)
+			total += st.d
+		}
+		theirs = append(theirs, total)
+	}
+	// Our in-process steps, from the debug log: one line per fetch.
+	ourSteps := map[string][]time.Duration{}
+	var inside []time.Duration
+	logData, err := os.ReadFile(logPath)
+	if err != nil {
+		return err
+	}
+	for _, line := range strings.Split(strings.TrimSpace(string(logData)), "\n") {
+		var l struct {
+			Steps   map[string]float64 `json:"steps_ms"`
+			Elapsed float64            `json:"elapsed_ms"`
+		}
+		if err := json.Unmarshal([]byte(line), &l); err != nil {
+			return fmt.Errorf("debug log: %v", err)
+		}
+		for k, v := range l.Steps {
+			ourSteps[k] = append(ourSteps[k], time.Duration(v*float64(time.Millisecond)))
+		}
+		inside = append(inside, time.Duration(l.Elapsed*float64(time.Millisecond)))
+	}
+	if len(inside) != n {
+		return fmt.Errorf("debug log has %d fetches, want %d", len(inside), n)
+	}
+	var outside []time.Duration
+	for i := range ours {
+		outside = append(outside, ours[i]-inside[i])
 	}
 	mo, po := stats(ours)
 	mt, pt := stats(theirs)
@@ -90,40 +124,75 @@ func run(n int, dir, bin string) error {
 	fmt.Printf("%-44s %10s %10s\n", "MIT pipeline (kinit, ldapsearch, kinit)", ms(mt), ms(pt))
 	fmt.Printf("%-44s %9.2fx %9.2fx\n", "gmsa-hook / pipeline", float64(mo)/float64(mt), float64(po)/float64(pt))
 	fmt.Printf("gmsa-hook fetch peak memory (max RSS): %.1f MiB\n", float64(peak)/1024)
+
+	fmt.Printf("\nwhere the time goes (medians; the same exchanges with the same DC on both sides):\n")
+	row := func(a string, ad []time.Duration, b string, bd []time.Duration) {
+		ma, mb := "", ""
+		if ad != nil {
+			m, _ := stats(ad)
+			ma = ms(m)
+		}
+		if bd != nil {
+			m, _ := stats(bd)
+			mb = ms(m)
+		}
+		fmt.Printf("  %-40s %9s   %-34s %9s\n", a, ma, b, mb)
+	}
+	row("gmsa-hook", nil, "MIT pipeline", nil)
+	row("process start and exit", outside, "", nil)
+	row("credspec and secret (credspec)", ourSteps["credspec"], "", nil)
+	row("find dcs (locate)", ourSteps["locate"], "", nil)
+	row("reader's ldap/ ticket, AS (login)", ourSteps["login"], "kinit as the reader", theirSteps["kinit reader"])
+	row("sealed bind and search (ldap)", ourSteps["ldap"], "ldapsearch -Y GSSAPI (+ TGS)", theirSteps["ldapsearch"])
+	row("", nil, "decode the blob (in this process)", theirSteps["decode"])
+	row("keys and the gMSA's AS (gmsa)", ourSteps["gmsa"], "kinit as the gMSA", theirSteps["kinit gmsa"])
 	return nil
 }
 
-func pipeline(tmp string, i int, env []string, reader, password string) (time.Duration, error) {
+type step struct {
+	name string
+	d    time.Duration
+}
+
+func pipeline(tmp string, i int, env []string, reader, password string) ([]step, error) {
 	readerCC := filepath.Join(tmp, fmt.Sprintf("reader%d", i))
 	gmsaCC := filepath.Join(tmp, fmt.Sprintf("gmsa%d", i))
-	start := time.Now()
+	var steps []step
+	t := time.Now()
+	lap := func(name string) {
+		now := time.Now()
+		steps = append(steps, step{name, now.Sub(t)})
+		t = now
+	}
 	kinit := exec.Command("kinit", "-c", readerCC, reader)
 	kinit.Env, kinit.Stdin = env, strings.NewReader(password+"\n")
 	if o, err := kinit.CombinedOutput(); err != nil {
-		return 0, fmt.Errorf("kinit reader: %v\n%s", err, o)
+		return nil, fmt.Errorf("kinit reader: %v\n%s", err, o)
 	}
+	lap("kinit reader")
 	ls := exec.Command("ldapsearch", "-LLL", "-Q", "-Y", "GSSAPI", "-H", "ldap://dc1.corp.example.test",
 		"-b", "DC=corp,DC=example,DC=test", "(sAMAccountName=webapp01$)", "msDS-ManagedPassword")
 	ls.Env = append(env, "KRB5CCNAME=FILE:"+readerCC)
 	var out bytes.Buffer
 	ls.Stdout = &out
 	if err := ls.Run(); err != nil {
-		return 0, fmt.Errorf("ldapsearch: %v", err)
+		return nil, fmt.Errorf("ldapsearch: %v", err)
 	}
+	lap("ldapsearch")
 	// ldapsearch folds long base64 values over lines starting with a space.
 	text := strings.ReplaceAll(out.String(), "\n ", "")
 	_, b64, ok := strings.Cut(text, "msDS-ManagedPassword:: ")
 	if !ok {
-		return 0, fmt.Errorf("ldapsearch returned no msDS-ManagedPassword")
+		return nil, fmt.Errorf("ldapsearch returned no msDS-ManagedPassword")
 	}
 	b64, _, _ = strings.Cut(b64, "\n")
 	raw, err := base64.StdEncoding.DecodeString(b64)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	mp, err := blob.Parse(raw)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	u := make([]uint16, len(mp.Current)/2)
 	for j := range u {
@@ -131,14 +200,16 @@ func pipeline(tmp string, i int, env []string, reader, password string) (time.Du
 	}
 	pw := string(utf16.Decode(u))
 	if strings.ContainsAny(pw, "\n\r") {
-		return 0, fmt.Errorf("the gMSA password holds a line break: kinit cannot read it from stdin")
+		return nil, fmt.Errorf("the gMSA password holds a line break: kinit cannot read it from stdin")
 	}
+	lap("decode")
 	k2 := exec.Command("kinit", "-c", gmsaCC, "webapp01$@CORP.EXAMPLE.TEST")
 	k2.Env, k2.Stdin = env, strings.NewReader(pw+"\n")
 	if o, err := k2.CombinedOutput(); err != nil {
-		return 0, fmt.Errorf("kinit gMSA: %v\n%s", err, o)
+		return nil, fmt.Errorf("kinit gMSA: %v\n%s", err, o)
 	}
-	return time.Since(start), nil
+	lap("kinit gmsa")
+	return steps, nil
 }
 
 func stats(d []time.Duration) (median, p95 time.Duration) {
