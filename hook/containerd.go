@@ -11,6 +11,8 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/gmsa-hook/gmsa-hook/hook/container"
 )
 
 // ErrContainerd marks a failed label lookup through containerd's API.
@@ -57,7 +59,7 @@ func containerdLabels(ctx context.Context, address, namespace, id string) (map[s
 		return nil, fail(err)
 	}
 	defer resp.Body.Close()
-	msg, err := io.ReadAll(io.LimitReader(resp.Body, maxState))
+	msg, err := io.ReadAll(io.LimitReader(resp.Body, container.MaxState))
 	if err != nil {
 		return nil, fail(err)
 	}

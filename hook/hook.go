@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/gmsa-hook/gmsa-hook/fetcher"
+	"github.com/gmsa-hook/gmsa-hook/hook/container"
 )
 
 // Stage is an OCI hook stage the hook acts at.
@@ -91,7 +92,7 @@ type Report struct {
 	Source   string
 	Origin   string
 	Account  string
-	Owner    Owner
+	Owner    container.Owner
 	Expires  time.Time
 	Skipped  string   // why a labelled stage did nothing, e.g. "already fetched"
 	Swept    []string // leftover directories removed
@@ -120,7 +121,7 @@ type Error struct {
 	Err error
 }
 
-func (e *Error) Error() string { return fmt.Sprintf("container %s: %v", short(e.ID), e.Err) }
+func (e *Error) Error() string { return fmt.Sprintf("container %s: %v", container.Short(e.ID), e.Err) }
 func (e *Error) Unwrap() error { return e.Err }
 
 // Run runs one stage. The report is never nil; it holds what was learnt
@@ -134,14 +135,14 @@ func Run(ctx context.Context, req Request) (*Report, error) {
 	rep := &Report{Stage: req.Stage}
 	t := time.Now()
 	defer func(start time.Time) { rep.Total = time.Since(start) }(t)
-	b, err := io.ReadAll(io.LimitReader(req.State, maxState+1))
-	if err == nil && len(b) > maxState {
-		err = fmt.Errorf("%w: larger than %d bytes", ErrState, maxState)
+	b, err := io.ReadAll(io.LimitReader(req.State, container.MaxState+1))
+	if err == nil && len(b) > container.MaxState {
+		err = fmt.Errorf("%w: larger than %d bytes", container.ErrState, container.MaxState)
 	}
 	if err != nil {
 		return rep, fmt.Errorf("read container state from stdin: %w", err)
 	}
-	st, err := ParseState(b)
+	st, err := container.ParseState(b)
 	if err != nil {
 		return rep, fmt.Errorf("read container state from stdin: %w", err)
 	}
@@ -177,23 +178,9 @@ func (r *Request) now() time.Time {
 	return time.Now()
 }
 
-// readConfig reads the bundle's config.json.
-func readConfig(bundle string) (*Config, error) {
-	path := filepath.Join(bundle, "config.json")
-	b, err := readSmall(path)
-	if err != nil {
-		return nil, fmt.Errorf("read bundle: %w", err)
-	}
-	c, err := ParseConfig(b)
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", path, err)
-	}
-	return c, nil
-}
-
 // create is createRuntime and prestart: find the label, fetch, place.
-func (r *Request) create(ctx context.Context, st *State, rep *Report, t time.Time) error {
-	cfg, err := readConfig(st.Bundle)
+func (r *Request) create(ctx context.Context, st *container.State, rep *Report, t time.Time) error {
+	cfg, err := container.ReadConfig(st.Bundle)
 	if err != nil {
 		return err
 	}
@@ -207,7 +194,7 @@ func (r *Request) create(ctx context.Context, st *State, rep *Report, t time.Tim
 	if lab.Source == "" {
 		// A directory of an earlier labelled container of the same name
 		// must not be mounted into this one.
-		if _, err := os.Lstat(ContainerDir(runDir, st.ID)); err == nil {
+		if _, err := os.Lstat(container.Dir(runDir, st.ID)); err == nil {
 			if err := remove(runDir, st.ID); err != nil {
 				return err
 			}
@@ -218,9 +205,9 @@ func (r *Request) create(ctx context.Context, st *State, rep *Report, t time.Tim
 	// Both createRuntime and prestart may be configured: the second finds
 	// the ticket placed for this very process and keeps it.
 	if m, err := ReadMeta(runDir, st.ID); err == nil && st.Pid > 0 && m.Pid == st.Pid && m.Source == lab.Source {
-		if _, err := os.Stat(filepath.Join(TicketDir(runDir, st.ID), cacheFile)); err == nil {
+		if _, err := os.Stat(filepath.Join(container.TicketDir(runDir, st.ID), cacheFile)); err == nil {
 			rep.Skipped = "already fetched at an earlier stage"
-			rep.Account, rep.Owner, rep.Expires = m.Account+"@"+m.Realm, Owner{m.UID, m.GID}, m.Expires
+			rep.Account, rep.Owner, rep.Expires = m.Account+"@"+m.Realm, container.Owner{UID: m.UID, GID: m.GID}, m.Expires
 			return nil
 		}
 	}
@@ -269,9 +256,9 @@ func (r *Request) defaultFetch(ctx context.Context, source string) (*fetcher.Res
 // mount is createContainer: a container with a placed ticket directory gets
 // it mounted; one without is not labelled. A failed mount removes the
 // directory, since the container will not start.
-func (r *Request) mount(st *State, rep *Report, t time.Time) error {
+func (r *Request) mount(st *container.State, rep *Report, t time.Time) error {
 	runDir := r.runDir()
-	src := TicketDir(runDir, st.ID)
+	src := container.TicketDir(runDir, st.ID)
 	if _, err := os.Lstat(src); err != nil {
 		if !errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("find ticket directory: %w", err)
@@ -279,15 +266,15 @@ func (r *Request) mount(st *State, rep *Report, t time.Time) error {
 		// Not labelled, as far as createRuntime saw. An annotation says
 		// otherwise when createRuntime never ran: fail, do not start the
 		// container without its ticket.
-		if v := st.Annotations[Key]; v != "" {
-			rep.Labelled, rep.Source, rep.Origin = true, v, FromState
+		if v := st.Annotations[container.Key]; v != "" {
+			rep.Labelled, rep.Source, rep.Origin = true, v, container.FromState
 			return fmt.Errorf("%w: %s has no ticket directory", ErrNoTicket, runDir)
 		}
 		return nil
 	}
 	rep.Labelled = true
 	err := func() error {
-		cfg, err := readConfig(st.Bundle)
+		cfg, err := container.ReadConfig(st.Bundle)
 		if err != nil {
 			return err
 		}
@@ -310,9 +297,9 @@ func (r *Request) mount(st *State, rep *Report, t time.Time) error {
 }
 
 // poststop removes the container's directory; none is no error.
-func (r *Request) poststop(st *State, rep *Report, t time.Time) error {
+func (r *Request) poststop(st *container.State, rep *Report, t time.Time) error {
 	runDir := r.runDir()
-	if _, err := os.Lstat(ContainerDir(runDir, st.ID)); err != nil {
+	if _, err := os.Lstat(container.Dir(runDir, st.ID)); err != nil {
 		return nil
 	}
 	rep.Labelled = true

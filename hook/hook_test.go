@@ -16,6 +16,7 @@ import (
 
 	"github.com/gmsa-hook/gmsa-hook/fetcher"
 	"github.com/gmsa-hook/gmsa-hook/fetcher/ccache"
+	"github.com/gmsa-hook/gmsa-hook/hook/container"
 )
 
 var testNow = time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
@@ -75,7 +76,7 @@ func (f *fakeFetch) fetch(_ context.Context, source string) (*fetcher.Result, er
 
 func TestCreateAndPoststop(t *testing.T) {
 	runDir := filepath.Join(t.TempDir(), "run")
-	bundle := testBundle(t, map[string]string{Key: "/etc/gmsa/webapp01.json"})
+	bundle := testBundle(t, map[string]string{container.Key: "/etc/gmsa/webapp01.json"})
 	f := &fakeFetch{expires: testNow.Add(10 * time.Hour)}
 	req := Request{Stage: CreateRuntime, Config: fetcher.Config{RunDir: runDir}, ConfigPath: "/etc/gmsa-hook/config.json",
 		Fetch: f.fetch, Now: func() time.Time { return testNow }}
@@ -84,7 +85,7 @@ func TestCreateAndPoststop(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !rep.Labelled || rep.Account != "webapp01$@CORP.EXAMPLE.TEST" || rep.Origin != FromConfig {
+	if !rep.Labelled || rep.Account != "webapp01$@CORP.EXAMPLE.TEST" || rep.Origin != container.FromConfig {
 		t.Errorf("report = %+v", rep)
 	}
 	if diff := cmp.Diff([]string{"/etc/gmsa/webapp01.json"}, f.calls); diff != "" {
@@ -123,7 +124,7 @@ func TestCreateAndPoststop(t *testing.T) {
 		t.Fatal(err)
 	}
 	start, _ := processStart(os.Getpid())
-	want := &Meta{ID: "web1", Bundle: bundle, Source: "/etc/gmsa/webapp01.json", Origin: FromConfig, Config: "/etc/gmsa-hook/config.json",
+	want := &Meta{ID: "web1", Bundle: bundle, Source: "/etc/gmsa/webapp01.json", Origin: container.FromConfig, Config: "/etc/gmsa-hook/config.json",
 		Account: "webapp01$", Realm: "CORP.EXAMPLE.TEST", UID: uid, GID: gid,
 		Created: testNow, Expires: testNow.Add(10 * time.Hour), Pid: os.Getpid(), PidStart: start}
 	if diff := cmp.Diff(want, m); diff != "" {
@@ -194,7 +195,7 @@ func TestUnlabelledRemovesStale(t *testing.T) {
 
 func TestFetchFailure(t *testing.T) {
 	runDir := t.TempDir()
-	bundle := testBundle(t, map[string]string{Key: "/etc/gmsa/webapp03.json"})
+	bundle := testBundle(t, map[string]string{container.Key: "/etc/gmsa/webapp03.json"})
 	// An old ticket of a container of the same name must go too.
 	if err := os.MkdirAll(filepath.Join(runDir, "containers", "3f2a1c0d9e8b7a6f5e4d3c2b1a0f9e8d7c6b5a4f3e2d1c0b9a8f7e6d5c4b3a2f", "krbdir"), 0o700); err != nil {
 		t.Fatal(err)
@@ -274,7 +275,7 @@ func TestSweep(t *testing.T) {
 	old := testNow.Add(-time.Hour)
 	write := func(id string, m *Meta, mtime time.Time) {
 		t.Helper()
-		dir := ContainerDir(runDir, id)
+		dir := container.Dir(runDir, id)
 		if err := os.MkdirAll(filepath.Join(dir, "krbdir"), 0o700); err != nil {
 			t.Fatal(err)
 		}

@@ -12,14 +12,15 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gmsa-hook/gmsa-hook/hook/container"
 	"github.com/google/go-cmp/cmp"
 )
 
 const dockerID = "e2eb1e974503daccc9e19ea4feb66079c7614f049e56232d38c2b50f7aca1994"
 
-func dockerConfigJSON(t *testing.T, hostnameSource string) *Config {
+func dockerConfigJSON(t *testing.T, hostnameSource string) *container.Config {
 	t.Helper()
-	c, err := ParseConfig([]byte(`{"root":{"path":"/var/lib/docker/overlay2/x/merged"},"annotations":null,"mounts":[
+	c, err := container.ParseConfig([]byte(`{"root":{"path":"/var/lib/docker/overlay2/x/merged"},"annotations":null,"mounts":[
 		{"destination":"/proc","type":"proc","source":"proc"},
 		{"destination":"/etc/resolv.conf","type":"bind","source":"` + filepath.Join(filepath.Dir(hostnameSource), "resolv.conf") + `"},
 		{"destination":"/etc/hostname","type":"bind","source":"` + hostnameSource + `"}]}`))
@@ -31,13 +32,13 @@ func dockerConfigJSON(t *testing.T, hostnameSource string) *Config {
 
 // realDockerConfig is the config.json Docker 20.10 wrote for the container
 // of testdata/docker, its mounts moved to testdata.
-func realDockerConfig(t *testing.T, dockerDir string) *Config {
+func realDockerConfig(t *testing.T, dockerDir string) *container.Config {
 	t.Helper()
 	b, err := os.ReadFile("testdata/config-docker.json")
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := ParseConfig(b)
+	c, err := container.ParseConfig(b)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,35 +58,35 @@ func TestFind(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	plain := &Config{}
+	plain := &container.Config{}
 	tests := []struct {
 		name    string
-		state   *State
-		config  *Config
-		want    labelled
+		state   *container.State
+		config  *container.Config
+		want    container.Label
 		wantErr string
 	}{
-		{name: "state annotation", state: &State{ID: "a", Bundle: "/b", Annotations: map[string]string{Key: "file:///s.json"}},
-			config: plain, want: labelled{"file:///s.json", FromState}},
-		{name: "config annotation", state: &State{ID: "a", Bundle: "/b"},
-			config: &Config{Annotations: map[string]string{Key: "/s.json"}}, want: labelled{"/s.json", FromConfig}},
-		{name: "state wins", state: &State{ID: "a", Bundle: "/b", Annotations: map[string]string{Key: "one"}},
-			config: &Config{Annotations: map[string]string{Key: "two"}}, want: labelled{"one", FromState}},
-		{name: "empty value is no label", state: &State{ID: "a", Bundle: "/b", Annotations: map[string]string{Key: ""}},
+		{name: "state annotation", state: &container.State{ID: "a", Bundle: "/b", Annotations: map[string]string{container.Key: "file:///s.json"}},
+			config: plain, want: container.Label{Source: "file:///s.json", Origin: container.FromState}},
+		{name: "config annotation", state: &container.State{ID: "a", Bundle: "/b"},
+			config: &container.Config{Annotations: map[string]string{container.Key: "/s.json"}}, want: container.Label{Source: "/s.json", Origin: container.FromConfig}},
+		{name: "state wins", state: &container.State{ID: "a", Bundle: "/b", Annotations: map[string]string{container.Key: "one"}},
+			config: &container.Config{Annotations: map[string]string{container.Key: "two"}}, want: container.Label{Source: "one", Origin: container.FromState}},
+		{name: "empty value is no label", state: &container.State{ID: "a", Bundle: "/b", Annotations: map[string]string{container.Key: ""}},
 			config: plain},
-		{name: "other annotations", state: &State{ID: "a", Bundle: "/b", Annotations: map[string]string{"credentialspecs": "x", "io.kubernetes.cri.container-name": "web"}},
+		{name: "other annotations", state: &container.State{ID: "a", Bundle: "/b", Annotations: map[string]string{"credentialspecs": "x", "io.kubernetes.cri.container-name": "web"}},
 			config: plain},
-		{name: "docker label", state: &State{ID: dockerID, Bundle: "/run/docker/containerd/daemon/io.containerd.runtime.v2.task/moby/" + dockerID},
+		{name: "docker label", state: &container.State{ID: dockerID, Bundle: "/run/docker/containerd/daemon/io.containerd.runtime.v2.task/moby/" + dockerID},
 			config: dockerConfigJSON(t, filepath.Join(dockerDir, "hostname")),
-			want:   labelled{"file:///var/lib/gmsa-hook-test/credspecs/webapp01-domainless.json", FromDocker}},
-		{name: "docker label, real config.json", state: &State{ID: dockerID, Bundle: "/run/docker/containerd/daemon/io.containerd.runtime.v2.task/moby/" + dockerID},
+			want:   container.Label{Source: "file:///var/lib/gmsa-hook-test/credspecs/webapp01-domainless.json", Origin: container.FromDocker}},
+		{name: "docker label, real config.json", state: &container.State{ID: dockerID, Bundle: "/run/docker/containerd/daemon/io.containerd.runtime.v2.task/moby/" + dockerID},
 			config: realDockerConfig(t, dockerDir),
-			want:   labelled{"file:///var/lib/gmsa-hook-test/credspecs/webapp01-domainless.json", FromDocker}},
-		{name: "docker config of another container", state: &State{ID: "other", Bundle: "/b"},
+			want:   container.Label{Source: "file:///var/lib/gmsa-hook-test/credspecs/webapp01-domainless.json", Origin: container.FromDocker}},
+		{name: "docker config of another container", state: &container.State{ID: "other", Bundle: "/b"},
 			config: dockerConfigJSON(t, filepath.Join(dockerDir, "hostname"))},
-		{name: "hostname mount without config.v2.json", state: &State{ID: "a", Bundle: "/b"},
+		{name: "hostname mount without config.v2.json", state: &container.State{ID: "a", Bundle: "/b"},
 			config: dockerConfigJSON(t, "/nonexistent/a/hostname")},
-		{name: "hostname mount of another name", state: &State{ID: dockerID, Bundle: "/b"},
+		{name: "hostname mount of another name", state: &container.State{ID: dockerID, Bundle: "/b"},
 			config: dockerConfigJSON(t, filepath.Join(dockerDir, "hosts"))},
 	}
 	for _, tt := range tests {
@@ -105,39 +106,6 @@ func TestFind(t *testing.T) {
 				t.Errorf("find = %+v, want %+v", got, tt.want)
 			}
 		})
-	}
-}
-
-func TestDockerLabelsMalformed(t *testing.T) {
-	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "config.v2.json"), []byte(`{"ID":"a","Config":{"Labels":[1]}}`), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	_, _, err := dockerLabels(dir, "a")
-	want := `read docker labels from ` + dir + `/config.v2.json: key "Config.Labels": want map[string]string`
-	if err == nil || err.Error() != want {
-		t.Errorf("err = %v, want %q", err, want)
-	}
-}
-
-func TestContainerdNamespace(t *testing.T) {
-	tests := []struct {
-		bundle, id, ns string
-		ok             bool
-	}{
-		{"/run/containerd/io.containerd.runtime.v2.task/default/web1", "web1", "default", true},
-		{"/var/run/x/state/io.containerd.runtime.v2.task/k8s.io/3f2a1c", "3f2a1c", "k8s.io", true},
-		{"/run/docker/containerd/daemon/io.containerd.runtime.v2.task/moby/abc", "abc", "moby", true},
-		{"/run/containerd/io.containerd.runtime.v2.task/default/web1", "web2", "", false},
-		{"/run/containerd/io.containerd.runtime.v1.linux/default/web1", "web1", "", false},
-		{"/tmp/bundles/web1", "web1", "", false},
-		{"/io.containerd.runtime.v2.task/web1", "web1", "", false},
-	}
-	for _, tt := range tests {
-		ns, ok := containerdNamespace(tt.bundle, tt.id)
-		if ns != tt.ns || ok != tt.ok {
-			t.Errorf("containerdNamespace(%q, %q) = %q, %v; want %q, %v", tt.bundle, tt.id, ns, ok, tt.ns, tt.ok)
-		}
 	}
 }
 
@@ -195,7 +163,7 @@ func fakeContainerd(t *testing.T, containers map[string]map[string]string) strin
 
 func TestContainerdLabels(t *testing.T) {
 	sock := fakeContainerd(t, map[string]map[string]string{
-		"default/web1": {Key: "file:///etc/gmsa/w.json", "nerdctl/name": "web1"},
+		"default/web1": {container.Key: "file:///etc/gmsa/w.json", "nerdctl/name": "web1"},
 		"k8s.io/web2":  {},
 	})
 	ctx := context.Background()
@@ -203,7 +171,7 @@ func TestContainerdLabels(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff(map[string]string{Key: "file:///etc/gmsa/w.json", "nerdctl/name": "web1"}, got); diff != "" {
+	if diff := cmp.Diff(map[string]string{container.Key: "file:///etc/gmsa/w.json", "nerdctl/name": "web1"}, got); diff != "" {
 		t.Errorf("labels (-want +got):\n%s", diff)
 	}
 	if got, err := containerdLabels(ctx, sock, "k8s.io", "web2"); err != nil || len(got) != 0 {
@@ -221,8 +189,8 @@ func TestContainerdLabels(t *testing.T) {
 
 	// Through find, with the socket from the request.
 	r := &Request{ContainerdAddress: sock}
-	lab, err := r.find(ctx, &State{ID: "web1", Bundle: "/run/containerd/io.containerd.runtime.v2.task/default/web1"}, &Config{})
-	if err != nil || lab != (labelled{"file:///etc/gmsa/w.json", FromContainerd}) {
+	lab, err := r.find(ctx, &container.State{ID: "web1", Bundle: "/run/containerd/io.containerd.runtime.v2.task/default/web1"}, &container.Config{})
+	if err != nil || lab != (container.Label{Source: "file:///etc/gmsa/w.json", Origin: container.FromContainerd}) {
 		t.Errorf("find = %+v, %v", lab, err)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gmsa-hook/gmsa-hook/fetcher/ccache"
+	"github.com/gmsa-hook/gmsa-hook/hook/container"
 )
 
 // The per-container state on the host, kept simple for the renewal timer
@@ -29,10 +30,8 @@ import (
 // not list them, and a container in a user namespace, whose root is an
 // unprivileged host user, can still reach krbdir to mount it.
 const (
-	containersDir = "containers"
-	krbDir        = "krbdir"
-	cacheFile     = "krb5cc"
-	metaFile      = "meta.json"
+	cacheFile = "krb5cc"
+	metaFile  = "meta.json"
 )
 
 // Meta records one container's ticket for the renewer and garbage
@@ -54,32 +53,22 @@ type Meta struct {
 	PidStart uint64    `json:"pid_start,omitempty"` // /proc/<pid>/stat start time, against pid reuse
 }
 
-// ContainerDir is a container's directory under a run directory.
-func ContainerDir(runDir, id string) string {
-	return filepath.Join(runDir, containersDir, id)
-}
-
-// TicketDir is the directory bound into the container.
-func TicketDir(runDir, id string) string {
-	return filepath.Join(runDir, containersDir, id, krbDir)
-}
-
 // ReadMeta reads a container's meta.json.
 func ReadMeta(runDir, id string) (*Meta, error) {
-	b, err := readSmall(filepath.Join(ContainerDir(runDir, id), metaFile))
+	b, err := container.ReadSmall(filepath.Join(container.Dir(runDir, id), metaFile))
 	if err != nil {
 		return nil, err
 	}
 	var m Meta
 	if err := json.Unmarshal(b, &m); err != nil {
-		return nil, fmt.Errorf("%s: %v", filepath.Join(ContainerDir(runDir, id), metaFile), jsonProblem(err))
+		return nil, fmt.Errorf("%s: %v", filepath.Join(container.Dir(runDir, id), metaFile), container.JSONProblem(err))
 	}
 	return &m, nil
 }
 
 // ensureRunDir makes <RunDir>/containers, root-owned 0711.
 func ensureRunDir(runDir string) error {
-	for _, d := range []string{runDir, filepath.Join(runDir, containersDir)} {
+	for _, d := range []string{runDir, filepath.Join(runDir, container.ContainersDir)} {
 		err := os.Mkdir(d, 0o711)
 		if errors.Is(err, fs.ErrNotExist) {
 			err = os.MkdirAll(d, 0o711)
@@ -104,7 +93,7 @@ func place(runDir string, m *Meta, cache *ccache.Cache) (err error) {
 	if err := ensureRunDir(runDir); err != nil {
 		return fmt.Errorf("make %s: %w", runDir, err)
 	}
-	dir := ContainerDir(runDir, m.ID)
+	dir := container.Dir(runDir, m.ID)
 	// A directory left by an earlier container of the same name (one whose
 	// poststop never ran) is replaced.
 	if err := os.RemoveAll(dir); err != nil {
@@ -121,7 +110,7 @@ func place(runDir string, m *Meta, cache *ccache.Cache) (err error) {
 	if err := os.Chmod(dir, 0o711); err != nil {
 		return fmt.Errorf("make %s: %w", dir, err)
 	}
-	kd := filepath.Join(dir, krbDir)
+	kd := filepath.Join(dir, container.KrbDir)
 	if err := os.Mkdir(kd, 0o700); err != nil {
 		return fmt.Errorf("make %s: %w", kd, err)
 	}
@@ -164,7 +153,7 @@ func writeRootFile(path string, b []byte) (err error) {
 
 // remove deletes a container's directory; an absent one is no error.
 func remove(runDir, id string) error {
-	dir := ContainerDir(runDir, id)
+	dir := container.Dir(runDir, id)
 	if err := os.RemoveAll(dir); err != nil {
 		return fmt.Errorf("remove %s: %w", dir, err)
 	}
@@ -183,7 +172,7 @@ const sweepAge = 10 * time.Minute
 // readable meta.json and is older than sweepAge. It returns what it
 // removed; errors are ignored, the next sweep tries again.
 func sweep(runDir, except string, now time.Time) []string {
-	root := filepath.Join(runDir, containersDir)
+	root := filepath.Join(runDir, container.ContainersDir)
 	entries, err := os.ReadDir(root)
 	if err != nil {
 		return nil
@@ -191,7 +180,7 @@ func sweep(runDir, except string, now time.Time) []string {
 	var removed []string
 	for _, e := range entries {
 		id := e.Name()
-		if id == except || !e.IsDir() || !ValidID(id) {
+		if id == except || !e.IsDir() || !container.ValidID(id) {
 			continue
 		}
 		info, err := e.Info()

@@ -7,6 +7,7 @@ import (
 	"github.com/gmsa-hook/gmsa-hook/fetcher"
 	"github.com/gmsa-hook/gmsa-hook/fetcher/kdc"
 	"github.com/gmsa-hook/gmsa-hook/hook"
+	"github.com/gmsa-hook/gmsa-hook/hook/container"
 	"github.com/gmsa-hook/gmsa-hook/install"
 	"github.com/gmsa-hook/gmsa-hook/spec"
 )
@@ -44,12 +45,12 @@ var hintTable = []hint{
 	{kdc.ErrUnknownPrincipal, "check the user name and domainName in the secret, or the keytab's principal"},
 	{kdc.ErrRevoked, "the account is disabled or locked out in Active Directory: enable or unlock it"},
 	{kdc.ErrSkew, "synchronise this host's clock with the domain controllers (chrony or systemd-timesyncd)"},
-	{hook.ErrState, "gmsa-hook hook is run by the OCI runtime with the container state on stdin: add it to a bundle with gmsa-hook install"},
+	{container.ErrState, "gmsa-hook hook is run by the OCI runtime with the container state on stdin: add it to a bundle with gmsa-hook install"},
 	{hook.ErrStage, "use one of the stages gmsa-hook install writes: createRuntime, createContainer, poststop"},
-	{hook.ErrBundle, "check the bundle's config.json: the hook reads root.path, annotations, process.user and linux.uidMappings"},
+	{container.ErrBundle, "check the bundle's config.json: the hook reads root.path, annotations, process.user and linux.uidMappings"},
 	{hook.ErrRunDir, "set \"run_dir\" in the config file to an absolute path on a tmpfs, e.g. /run/gmsa-hook"},
 	{hook.ErrNoTicket, "install the createRuntime hook next to createContainer (gmsa-hook install writes both)"},
-	{hook.ErrUnmapped, "run the container as a user that linux.uidMappings and linux.gidMappings map to the host"},
+	{container.ErrUnmapped, "run the container as a user that linux.uidMappings and linux.gidMappings map to the host"},
 	{hook.ErrMount, "the image must have a directory, or nothing, at /var/credentials-fetcher/krbdir"},
 	{hook.ErrContainerd, "pass the containerd socket to the hook entries (--containerd-address SOCKET), or give the container the credentialspec annotation"},
 	{install.ErrBundle, "give --bundle an OCI bundle directory with a config.json (runc spec makes one)"},

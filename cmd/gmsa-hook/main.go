@@ -6,8 +6,12 @@ package main
 import (
 	"context"
 	"os"
+
+	// Initialised before the heavy packages: ends hook runs for containers
+	// without the label before they are (see the package's comment).
+	"github.com/gmsa-hook/gmsa-hook/cmd/gmsa-hook/internal/quick"
 )
 
 func main() {
-	os.Exit(run(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+	os.Exit(run(context.Background(), os.Args[1:], quick.Stdin(), os.Stdout, os.Stderr))
 }

@@ -1,10 +1,18 @@
-package hook
+// Package container is what gmsa-hook knows of a container before it does
+// anything: the OCI state a runtime writes on a hook's stdin, the part of
+// the bundle's config.json the hook reads, the credentialspec label as
+// files show it, and the container's directory under the run directory.
+//
+// It imports nothing beyond the standard library's basics, so that a hook
+// run for a container without the label can decide so (Idle) before the
+// rest of gmsa-hook (AWS SDK, LDAP, Kerberos) is even initialised.
+package container
 
 import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"path/filepath"
+	"path"
 	"strings"
 )
 
@@ -24,9 +32,9 @@ type State struct {
 	Annotations map[string]string `json:"annotations,omitempty"`
 }
 
-// maxState bounds what is read from stdin and from a bundle: a runtime's
+// MaxState bounds what is read from stdin and from a bundle: a runtime's
 // state is a few hundred bytes, a config.json a few kilobytes.
-const maxState = 1 << 20
+const MaxState = 1 << 20
 
 // ValidID reports whether id can name a per-container directory: runc's
 // rule for container IDs ([A-Za-z0-9_+.-]+, which every runtime we support
@@ -53,21 +61,21 @@ func ValidID(id string) bool {
 func ParseState(b []byte) (*State, error) {
 	var s State
 	if err := json.Unmarshal(b, &s); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrState, jsonProblem(err))
+		return nil, fmt.Errorf("%w: %v", ErrState, JSONProblem(err))
 	}
 	if s.ID == "" {
 		return nil, fmt.Errorf("%w: no container id", ErrState)
 	}
 	if !ValidID(s.ID) {
-		return nil, fmt.Errorf("%w: container id %q is not [A-Za-z0-9_+.-]+", ErrState, short(s.ID))
+		return nil, fmt.Errorf("%w: container id %q is not [A-Za-z0-9_+.-]+", ErrState, Short(s.ID))
 	}
-	if s.Bundle == "" || !filepath.IsAbs(s.Bundle) {
+	if s.Bundle == "" || !path.IsAbs(s.Bundle) {
 		return nil, fmt.Errorf("%w: bundle %q is not an absolute path", ErrState, s.Bundle)
 	}
 	if s.Pid < 0 {
 		return nil, fmt.Errorf("%w: negative pid %d", ErrState, s.Pid)
 	}
-	s.Bundle = filepath.Clean(s.Bundle)
+	s.Bundle = path.Clean(s.Bundle)
 	return &s, nil
 }
 
@@ -130,7 +138,7 @@ type Namespace struct {
 func ParseConfig(b []byte) (*Config, error) {
 	var c Config
 	if err := json.Unmarshal(b, &c); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrBundle, jsonProblem(err))
+		return nil, fmt.Errorf("%w: %v", ErrBundle, JSONProblem(err))
 	}
 	return &c, nil
 }
@@ -143,10 +151,10 @@ func (c *Config) Rootfs(bundle string) (string, error) {
 	if c.Root == nil || c.Root.Path == "" {
 		return "", fmt.Errorf("%w: no root.path", ErrBundle)
 	}
-	if filepath.IsAbs(c.Root.Path) {
-		return filepath.Clean(c.Root.Path), nil
+	if path.IsAbs(c.Root.Path) {
+		return path.Clean(c.Root.Path), nil
 	}
-	return filepath.Join(bundle, c.Root.Path), nil
+	return path.Join(bundle, c.Root.Path), nil
 }
 
 // userNamespace reports whether the container gets a user namespace.
@@ -162,8 +170,8 @@ func (c *Config) userNamespace() bool {
 	return false
 }
 
-// jsonProblem makes encoding/json's messages fit in one operator line.
-func jsonProblem(err error) string {
+// JSONProblem makes encoding/json's messages fit in one operator line.
+func JSONProblem(err error) string {
 	var te *json.UnmarshalTypeError
 	if errors.As(err, &te) && te.Field != "" {
 		return fmt.Sprintf("key %q: want %s", te.Field, te.Type)
@@ -171,9 +179,9 @@ func jsonProblem(err error) string {
 	return strings.TrimPrefix(err.Error(), "json: ")
 }
 
-// short is how an operator sees a container ID: the 12 characters Docker,
+// Short is how an operator sees a container ID: the 12 characters Docker,
 // containerd and Kubernetes show of a 64-digit hex ID; other names whole.
-func short(id string) string {
+func Short(id string) string {
 	if len(id) != 64 {
 		return id
 	}

@@ -1,4 +1,4 @@
-package hook
+package container
 
 import (
 	"bufio"
@@ -71,8 +71,8 @@ func mapID(m []IDMapping, id uint32) (uint32, bool) {
 }
 
 // readIDMap reads a /proc/PID/{uid,gid}_map: lines of "inside outside count".
-func readIDMap(path string) ([]IDMapping, error) {
-	b, err := os.ReadFile(path)
+func readIDMap(file string) ([]IDMapping, error) {
+	b, err := os.ReadFile(file)
 	if err != nil {
 		return nil, fmt.Errorf("read user namespace mappings: %w", err)
 	}

@@ -1,0 +1,127 @@
+// Package quick ends a hook run that has nothing to do before the rest of
+// gmsa-hook is initialised.
+//
+// Go initialises every package a program links before main runs, and
+// gmsa-hook links the AWS SDK, an LDAP client and Kerberos: most of a hook
+// run for a container without the credentialspec label went there. The Go
+// specification initialises packages one at a time, each time the first in
+// import-path order whose imports are all initialised. This package imports
+// only the standard library's basics and hook/container, so it comes before
+// net/http, crypto/tls, the SDK and everything that needs them, and its
+// init can end such a run with exit status 0.
+//
+// It only ever concludes "nothing to do" (container.Idle). Whatever it is
+// unsure of, or finds wrong, it leaves to the full run, which gets the
+// container state it read back from Stdin and reports any problem.
+package quick
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/gmsa-hook/gmsa-hook/hook/container"
+)
+
+// defaultRunDir is fetcher.DefaultRunDir, which this package cannot import
+// without initialising all it avoids; a test keeps the two equal.
+const defaultRunDir = "/run/gmsa-hook"
+
+// consumed is what init read from stdin, when it read it.
+var consumed []byte
+
+func init() {
+	if len(os.Args) < 3 || os.Args[1] != "hook" {
+		return
+	}
+	if idle(os.Args[2:], os.Stdin) {
+		os.Exit(0)
+	}
+}
+
+// idle reads the state from stdin and decides; what it read stays in
+// consumed for the full run.
+func idle(args []string, stdin io.Reader) bool {
+	stage := args[0]
+	cfgPath, ok := configFlag(args[1:])
+	if !ok {
+		return false
+	}
+	runDir, ok := runDirOf(cfgPath)
+	if !ok {
+		return false
+	}
+	b, err := io.ReadAll(io.LimitReader(stdin, container.MaxState+1))
+	consumed = b
+	if err != nil || len(b) > container.MaxState {
+		return false
+	}
+	st, err := container.ParseState(b)
+	if err != nil {
+		return false
+	}
+	return container.Idle(stage, st, runDir)
+}
+
+// configFlag finds --config in the flags install writes after the stage;
+// ok is false for anything else, which the full run's flag parsing judges.
+func configFlag(args []string) (path string, ok bool) {
+	for i := 0; i < len(args); i++ {
+		name, value, hasValue := strings.Cut(strings.TrimLeft(args[i], "-"), "=")
+		if !strings.HasPrefix(args[i], "-") || (name != "config" && name != "containerd-address") {
+			return "", false
+		}
+		if !hasValue {
+			if i+1 >= len(args) {
+				return "", false
+			}
+			i++
+			value = args[i]
+		}
+		if name == "config" {
+			path = value
+		}
+	}
+	return path, true
+}
+
+// runDirOf reads run_dir from the configuration file, the only setting an
+// idle run depends on. ok is false when the file cannot be read or asks for
+// a debug log (log_file): every run then gets its line from the full run.
+// The full run validates the whole file once it has work to do.
+func runDirOf(path string) (string, bool) {
+	if path == "" {
+		return defaultRunDir, true
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return "", false
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, 1<<20))
+	if err != nil {
+		return "", false
+	}
+	var c struct {
+		RunDir  string `json:"run_dir"`
+		LogFile string `json:"log_file"`
+	}
+	if err := json.Unmarshal(b, &c); err != nil || c.LogFile != "" {
+		return "", false
+	}
+	if c.RunDir == "" {
+		return defaultRunDir, true
+	}
+	return c.RunDir, true
+}
+
+// Stdin is the hook's standard input for the full run: what init read of
+// it, then the rest.
+func Stdin() io.Reader {
+	if consumed == nil {
+		return os.Stdin
+	}
+	return io.MultiReader(bytes.NewReader(consumed), os.Stdin)
+}
