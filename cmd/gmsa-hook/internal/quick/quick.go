@@ -45,6 +45,13 @@ func init() {
 // consumed for the full run.
 func idle(args []string, stdin io.Reader) bool {
 	stage := args[0]
+	switch stage {
+	case "createRuntime", "prestart", "createContainer", "poststop":
+	default:
+		// Not a hook run (gmsa-hook hook --help, a typo): the full run
+		// says so without waiting for stdin.
+		return false
+	}
 	cfgPath, ok := configFlag(args[1:])
 	if !ok {
 		return false

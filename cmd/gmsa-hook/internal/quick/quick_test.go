@@ -104,6 +104,17 @@ func TestIdle(t *testing.T) {
 	}
 }
 
+// TestNotAStageLeavesStdin: "gmsa-hook hook --help" at a terminal must not
+// wait for a state on stdin.
+func TestNotAStageLeavesStdin(t *testing.T) {
+	for _, stage := range []string{"--help", "poststart", "createruntime"} {
+		consumed = nil
+		if idle([]string{stage}, strings.NewReader(`{}`)) || consumed != nil {
+			t.Errorf("%s: read stdin (%q)", stage, consumed)
+		}
+	}
+}
+
 // TestStdinGivesBack: the full run reads the state init already read.
 func TestStdinGivesBack(t *testing.T) {
 	const st = `{"id":"c","bundle":"/nonexistent","annotations":{"credentialspec":"x"}}`
