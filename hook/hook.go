@@ -195,7 +195,7 @@ func (r *Request) create(ctx context.Context, st *container.State, rep *Report, 
 		// A directory of an earlier labelled container of the same name
 		// must not be mounted into this one.
 		if _, err := os.Lstat(container.Dir(runDir, st.ID)); err == nil {
-			if err := remove(runDir, st.ID); err != nil {
+			if err := container.Remove(runDir, st.ID); err != nil {
 				return err
 			}
 		}
@@ -223,7 +223,7 @@ func (r *Request) create(ctx context.Context, st *container.State, rep *Report, 
 	res, err := fetch(ctx, lab.Source)
 	if err != nil {
 		// A failed fetch of a new container must not leave an old ticket.
-		_ = remove(runDir, st.ID)
+		_ = container.Remove(runDir, st.ID)
 		return err
 	}
 	t = rep.step("fetch", t)
@@ -290,7 +290,7 @@ func (r *Request) mount(st *container.State, rep *Report, t time.Time) error {
 		return nil
 	}()
 	if err != nil {
-		_ = remove(runDir, st.ID)
+		_ = container.Remove(runDir, st.ID)
 		return err
 	}
 	return nil
@@ -303,7 +303,7 @@ func (r *Request) poststop(st *container.State, rep *Report, t time.Time) error 
 		return nil
 	}
 	rep.Labelled = true
-	if err := remove(runDir, st.ID); err != nil {
+	if err := container.Remove(runDir, st.ID); err != nil {
 		return err
 	}
 	rep.step("remove", t)

@@ -151,15 +151,6 @@ func writeRootFile(path string, b []byte) (err error) {
 	return os.Rename(f.Name(), path)
 }
 
-// remove deletes a container's directory; an absent one is no error.
-func remove(runDir, id string) error {
-	dir := container.Dir(runDir, id)
-	if err := os.RemoveAll(dir); err != nil {
-		return fmt.Errorf("remove %s: %w", dir, err)
-	}
-	return nil
-}
-
 // sweepAge is how old a container directory must be before the sweep may
 // take it: older than any create in progress.
 const sweepAge = 10 * time.Minute

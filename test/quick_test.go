@@ -55,9 +55,24 @@ func TestUnlabelledRunSkipsHeavyInit(t *testing.T) {
 			}
 		}
 	}
+	// A labelled container's poststop only removes its directory: quick too.
+	os.MkdirAll(filepath.Join(runDir, "containers", "quick3", "krbdir"), 0o700)
+	os.WriteFile(filepath.Join(runDir, "containers", "quick3", "meta.json"), []byte(`{}`), 0o600)
+	tr, code := trace("poststop", `{"ociVersion":"1.0.2","id":"quick3","status":"stopped","bundle":"`+bundle+`","annotations":{"credentialspec":"x"}}`)
+	if code != 0 {
+		t.Errorf("poststop of a labelled container: exit %d\n%s", code, tr)
+	}
+	for _, h := range heavy {
+		if strings.Contains(tr, h) {
+			t.Errorf("poststop of a labelled container: %q was initialised", strings.TrimSpace(h))
+		}
+	}
+	if _, err := os.Lstat(filepath.Join(runDir, "containers", "quick3")); !os.IsNotExist(err) {
+		t.Errorf("poststop left the container's directory: %v", err)
+	}
 	// Labelled: the full run, which fails here (no DC) and says why.
 	labelled := `{"ociVersion":"1.0.2","id":"quick2","status":"creating","pid":1,"bundle":"` + bundle + `","annotations":{"credentialspec":"/nonexistent/spec.json"}}`
-	tr, code := trace("createRuntime", labelled)
+	tr, code = trace("createRuntime", labelled)
 	if code == 0 || !strings.Contains(tr, "gmsa-hook: error: container quick2: ") {
 		t.Errorf("labelled: exit %d, want the full run's error:\n%s", code, tr)
 	}

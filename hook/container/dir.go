@@ -1,6 +1,10 @@
 package container
 
-import "path"
+import (
+	"fmt"
+	"os"
+	"path"
+)
 
 // Where a container's files live under gmsa-hook's run directory (see
 // package hook for the whole layout and who owns what).
@@ -17,4 +21,13 @@ func Dir(runDir, id string) string {
 // TicketDir is the directory bound into the container.
 func TicketDir(runDir, id string) string {
 	return path.Join(runDir, ContainersDir, id, KrbDir)
+}
+
+// Remove deletes a container's directory; an absent one is no error.
+func Remove(runDir, id string) error {
+	dir := Dir(runDir, id)
+	if err := os.RemoveAll(dir); err != nil {
+		return fmt.Errorf("remove %s: %w", dir, err)
+	}
+	return nil
 }

@@ -22,12 +22,14 @@ func ReadConfig(bundle string) (*Config, error) {
 	return c, nil
 }
 
-// Idle reports whether a hook run at stage certainly has nothing to do:
-// the container has no label as far as files tell, and nothing of it is in
-// the run directory. That is what every stage of package hook concludes for
-// such a container, without asking containerd. Any doubt, or any error, is
-// false: the full hook run decides, and reports what is wrong.
-func Idle(stage string, st *State, runDir string) bool {
+// QuickRun does a hook stage when it needs nothing but files, and reports
+// whether it is done. For a container without a label as far as files
+// tell, and nothing of it in the run directory, every stage has nothing to
+// do, which is what package hook concludes without asking containerd. At
+// poststop, a container's directory is removed, as package hook does. Any
+// doubt, or any error, is false: the full hook run decides, does the
+// stage, and reports what is wrong.
+func QuickRun(stage string, st *State, runDir string) bool {
 	if !path.IsAbs(runDir) {
 		return false
 	}
@@ -47,7 +49,7 @@ func Idle(stage string, st *State, runDir string) bool {
 	case "createContainer":
 		return st.Annotations[Key] == "" && absent(TicketDir(runDir, st.ID))
 	case "poststop":
-		return absent(Dir(runDir, st.ID))
+		return absent(Dir(runDir, st.ID)) || Remove(runDir, st.ID) == nil
 	}
 	return false
 }

@@ -4,7 +4,7 @@
 // files show it, and the container's directory under the run directory.
 //
 // It imports nothing beyond the standard library's basics, so that a hook
-// run for a container without the label can decide so (Idle) before the
+// run for a container without the label can decide so (QuickRun) before the
 // rest of gmsa-hook (AWS SDK, LDAP, Kerberos) is even initialised.
 package container
 

@@ -1,5 +1,5 @@
-// Package quick ends a hook run that has nothing to do before the rest of
-// gmsa-hook is initialised.
+// Package quick ends a hook run that has nothing to do, or nothing that
+// needs more than files, before the rest of gmsa-hook is initialised.
 //
 // Go initialises every package a program links before main runs, and
 // gmsa-hook links the AWS SDK, an LDAP client and Kerberos: most of a hook
@@ -10,9 +10,11 @@
 // net/http, crypto/tls, the SDK and everything that needs them, and its
 // init can end such a run with exit status 0.
 //
-// It only ever concludes "nothing to do" (container.Idle). Whatever it is
-// unsure of, or finds wrong, it leaves to the full run, which gets the
-// container state it read back from Stdin and reports any problem.
+// It does only what needs nothing but files (container.QuickRun): nothing,
+// for a container without the label, and removing a stopped container's
+// directory at poststop. Whatever it is unsure of, or finds wrong, it
+// leaves to the full run, which gets the container state it read back from
+// Stdin and reports any problem.
 package quick
 
 import (
@@ -36,14 +38,14 @@ func init() {
 	if len(os.Args) < 3 || os.Args[1] != "hook" {
 		return
 	}
-	if idle(os.Args[2:], os.Stdin) {
+	if quickRun(os.Args[2:], os.Stdin) {
 		os.Exit(0)
 	}
 }
 
-// idle reads the state from stdin and decides; what it read stays in
+// quickRun reads the state from stdin and decides; what it read stays in
 // consumed for the full run.
-func idle(args []string, stdin io.Reader) bool {
+func quickRun(args []string, stdin io.Reader) bool {
 	stage := args[0]
 	switch stage {
 	case "createRuntime", "prestart", "createContainer", "poststop":
@@ -69,7 +71,7 @@ func idle(args []string, stdin io.Reader) bool {
 	if err != nil {
 		return false
 	}
-	return container.Idle(stage, st, runDir)
+	return container.QuickRun(stage, st, runDir)
 }
 
 // configFlag finds --config in the flags install writes after the stage;

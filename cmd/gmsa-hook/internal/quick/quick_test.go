@@ -37,7 +37,7 @@ func writeFile(t *testing.T, path, content string) string {
 	return path
 }
 
-func TestIdle(t *testing.T) {
+func TestQuickRun(t *testing.T) {
 	runDir := t.TempDir()
 	plain := bundle(t, "null", "[]")
 	annotated := bundle(t, `{"credentialspec":"file:///etc/gmsa/webapp01.json"}`, "[]")
@@ -82,7 +82,7 @@ func TestIdle(t *testing.T) {
 		{"containerd asks containerd", []string{"createRuntime", "--config", config}, state("c1", ctrd, "null"), false},
 		{"leftover directory at createRuntime", []string{"createRuntime", "--config", config}, state("old", plain, "null"), false},
 		{"leftover directory at createContainer", []string{"createContainer", "--config", config}, state("old", plain, "null"), false},
-		{"leftover directory at poststop", []string{"poststop", "--config", config}, state("old", plain, "null"), false},
+		{"poststop removes the directory", []string{"poststop", "--config", config}, state("old", plain, "null"), true},
 		{"debug log asks for the full run", []string{"poststop", "--config", withLog}, state("c", plain, "null"), false},
 		{"unreadable config", []string{"poststop", "--config", filepath.Join(cfgDir, "missing.json")}, state("c", plain, "null"), false},
 		{"broken config", []string{"poststop", "--config", broken}, state("c", plain, "null"), false},
@@ -97,10 +97,40 @@ func TestIdle(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			consumed = nil
-			if got := idle(tt.args, strings.NewReader(tt.state)); got != tt.want {
-				t.Errorf("idle = %v, want %v", got, tt.want)
+			if got := quickRun(tt.args, strings.NewReader(tt.state)); got != tt.want {
+				t.Errorf("quickRun = %v, want %v", got, tt.want)
 			}
 		})
+	}
+	if _, err := os.Lstat(filepath.Join(runDir, "containers", "old")); !os.IsNotExist(err) {
+		t.Errorf("poststop left the container's directory: %v", err)
+	}
+}
+
+// TestPoststopCannotRemove: a directory that cannot be removed is the full
+// run's to report.
+func TestPoststopCannotRemove(t *testing.T) {
+	if os.Geteuid() == 0 {
+		// root removes whatever it likes: make the parent immutable instead
+		// by putting a file where the run directory's "containers" is.
+		runDir := t.TempDir()
+		writeFile(t, filepath.Join(runDir, "containers"), "not a directory")
+		cfg := writeFile(t, filepath.Join(t.TempDir(), "c.json"), `{"run_dir":"`+runDir+`"}`)
+		if quickRun([]string{"poststop", "--config", cfg}, strings.NewReader(state("c", "/b", "null"))) {
+			t.Error("quick run claims poststop done with containers/ a file")
+		}
+		return
+	}
+	runDir := t.TempDir()
+	dir := filepath.Join(runDir, "containers", "c", "krbdir")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(filepath.Join(runDir, "containers"), 0o500)
+	defer os.Chmod(filepath.Join(runDir, "containers"), 0o700)
+	cfg := writeFile(t, filepath.Join(t.TempDir(), "c.json"), `{"run_dir":"`+runDir+`"}`)
+	if quickRun([]string{"poststop", "--config", cfg}, strings.NewReader(state("c", "/b", "null"))) {
+		t.Error("quick run claims poststop done without removing the directory")
 	}
 }
 
@@ -109,7 +139,7 @@ func TestIdle(t *testing.T) {
 func TestNotAStageLeavesStdin(t *testing.T) {
 	for _, stage := range []string{"--help", "poststart", "createruntime"} {
 		consumed = nil
-		if idle([]string{stage}, strings.NewReader(`{}`)) || consumed != nil {
+		if quickRun([]string{stage}, strings.NewReader(`{}`)) || consumed != nil {
 			t.Errorf("%s: read stdin (%q)", stage, consumed)
 		}
 	}
@@ -131,8 +161,8 @@ func TestStdinGivesBack(t *testing.T) {
 		w.Close()
 	}()
 	consumed = nil
-	if idle([]string{"createRuntime"}, os.Stdin) {
-		t.Fatal("idle for a labelled container")
+	if quickRun([]string{"createRuntime"}, os.Stdin) {
+		t.Fatal("quick run for a labelled container")
 	}
 	b, err := io.ReadAll(Stdin())
 	if err != nil || string(b) != st {
