@@ -135,14 +135,7 @@ func Run(ctx context.Context, req Request) (*Report, error) {
 	rep := &Report{Stage: req.Stage}
 	t := time.Now()
 	defer func(start time.Time) { rep.Total = time.Since(start) }(t)
-	b, err := io.ReadAll(io.LimitReader(req.State, container.MaxState+1))
-	if err == nil && len(b) > container.MaxState {
-		err = fmt.Errorf("%w: larger than %d bytes", container.ErrState, container.MaxState)
-	}
-	if err != nil {
-		return rep, fmt.Errorf("read container state from stdin: %w", err)
-	}
-	st, err := container.ParseState(b)
+	st, err := container.ReadState(req.State)
 	if err != nil {
 		return rep, fmt.Errorf("read container state from stdin: %w", err)
 	}

@@ -3,7 +3,6 @@ package container
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"path"
 )
@@ -127,11 +126,11 @@ func ReadSmall(file string) ([]byte, error) {
 		return nil, err
 	}
 	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, MaxState+1))
+	b, tooLarge, err := readBounded(f)
 	if err != nil {
 		return nil, err
 	}
-	if len(b) > MaxState {
+	if tooLarge {
 		return nil, fmt.Errorf("%s is larger than %d bytes", file, MaxState)
 	}
 	return b, nil

@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"path"
 	"strings"
 )
@@ -54,6 +55,29 @@ func ValidID(id string) bool {
 		}
 	}
 	return true
+}
+
+// ReadState reads a container state from r, a hook's stdin: at most
+// MaxState bytes, then ParseState.
+func ReadState(r io.Reader) (*State, error) {
+	b, tooLarge, err := readBounded(r)
+	if err != nil {
+		return nil, err
+	}
+	if tooLarge {
+		return nil, fmt.Errorf("%w: larger than %d bytes", ErrState, MaxState)
+	}
+	return ParseState(b)
+}
+
+// readBounded reads r to its end, or to one byte past MaxState, which it
+// reports as tooLarge.
+func readBounded(r io.Reader) (b []byte, tooLarge bool, err error) {
+	b, err = io.ReadAll(io.LimitReader(r, MaxState+1))
+	if err != nil {
+		return nil, false, err
+	}
+	return b, len(b) > MaxState, nil
 }
 
 // ParseState reads a container state. The ID must be valid and the bundle

@@ -2,6 +2,8 @@ package container
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -180,5 +182,25 @@ func TestParseIDMap(t *testing.T) {
 		if _, err := parseIDMap([]byte(bad)); err == nil {
 			t.Errorf("parseIDMap(%q) succeeded", bad)
 		}
+	}
+}
+
+// TestReadStateBounded: stdin beyond MaxState is refused, not read on.
+func TestReadStateBounded(t *testing.T) {
+	big := `{"id":"a","bundle":"/b","annotations":{"x":"` + strings.Repeat("y", MaxState) + `"}}`
+	_, err := ReadState(strings.NewReader(big))
+	if want := "not an OCI container state: larger than 1048576 bytes"; err == nil || err.Error() != want || !errors.Is(err, ErrState) {
+		t.Errorf("err = %v, want %q", err, want)
+	}
+	st, err := ReadState(strings.NewReader(`{"id":"a","bundle":"/b"}`))
+	if err != nil || st.ID != "a" {
+		t.Errorf("ReadState = %+v, %v", st, err)
+	}
+	file := filepath.Join(t.TempDir(), "config.json")
+	if err := os.WriteFile(file, []byte(big), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ReadSmall(file); err == nil || err.Error() != file+" is larger than 1048576 bytes" {
+		t.Errorf("ReadSmall: %v", err)
 	}
 }

@@ -62,12 +62,9 @@ func quickRun(args []string, stdin io.Reader) bool {
 	if !ok {
 		return false
 	}
-	b, err := io.ReadAll(io.LimitReader(stdin, container.MaxState+1))
-	consumed = b
-	if err != nil || len(b) > container.MaxState {
-		return false
-	}
-	st, err := container.ParseState(b)
+	var read bytes.Buffer
+	st, err := container.ReadState(io.TeeReader(stdin, &read))
+	consumed = read.Bytes()
 	if err != nil {
 		return false
 	}
