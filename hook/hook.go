@@ -28,20 +28,21 @@ import (
 	"github.com/gmsa-hook/gmsa-hook/hook/container"
 )
 
-// Stage is an OCI hook stage the hook acts at.
-type Stage string
+// Stage is an OCI hook stage the hook acts at (container.Stage, which the
+// quick run shares).
+type Stage = container.Stage
 
 // The stages. Prestart is createRuntime for runtimes that lack it; when a
 // runtime runs both, the second finds the ticket in place and does nothing.
 const (
-	CreateRuntime   Stage = "createRuntime"
-	Prestart        Stage = "prestart"
-	CreateContainer Stage = "createContainer"
-	Poststop        Stage = "poststop"
+	CreateRuntime   = container.CreateRuntime
+	Prestart        = container.Prestart
+	CreateContainer = container.CreateContainer
+	Poststop        = container.Poststop
 )
 
 // Stages lists the stages in the order a runtime runs them.
-var Stages = []Stage{CreateRuntime, Prestart, CreateContainer, Poststop}
+var Stages = container.Stages
 
 // ErrRunDir marks an unusable run_dir.
 var ErrRunDir = errors.New("unusable run directory")

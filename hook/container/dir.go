@@ -6,6 +6,20 @@ import (
 	"path"
 )
 
+// Stage is an OCI hook stage gmsa-hook acts at.
+type Stage string
+
+// The stages (see package hook for what each does).
+const (
+	CreateRuntime   Stage = "createRuntime"
+	Prestart        Stage = "prestart"
+	CreateContainer Stage = "createContainer"
+	Poststop        Stage = "poststop"
+)
+
+// Stages lists the stages in the order a runtime runs them.
+var Stages = []Stage{CreateRuntime, Prestart, CreateContainer, Poststop}
+
 // Where a container's files live under gmsa-hook's run directory (see
 // package hook for the whole layout and who owns what).
 const (

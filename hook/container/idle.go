@@ -29,12 +29,12 @@ func ReadConfig(bundle string) (*Config, error) {
 // poststop, a container's directory is removed, as package hook does. Any
 // doubt, or any error, is false: the full hook run decides, does the
 // stage, and reports what is wrong.
-func QuickRun(stage string, st *State, runDir string) bool {
+func QuickRun(stage Stage, st *State, runDir string) bool {
 	if !path.IsAbs(runDir) {
 		return false
 	}
 	switch stage {
-	case "createRuntime", "prestart":
+	case CreateRuntime, Prestart:
 		cfg, err := ReadConfig(st.Bundle)
 		if err != nil {
 			return false
@@ -46,9 +46,9 @@ func QuickRun(stage string, st *State, runDir string) bool {
 		// A directory left by an earlier container of the same name is
 		// the full run's to remove.
 		return absent(Dir(runDir, st.ID))
-	case "createContainer":
+	case CreateContainer:
 		return st.Annotations[Key] == "" && absent(TicketDir(runDir, st.ID))
-	case "poststop":
+	case Poststop:
 		return absent(Dir(runDir, st.ID)) || Remove(runDir, st.ID) == nil
 	}
 	return false

@@ -22,6 +22,7 @@ import (
 	"encoding/json"
 	"io"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/gmsa-hook/gmsa-hook/hook/container"
@@ -46,10 +47,8 @@ func init() {
 // quickRun reads the state from stdin and decides; what it read stays in
 // consumed for the full run.
 func quickRun(args []string, stdin io.Reader) bool {
-	stage := args[0]
-	switch stage {
-	case "createRuntime", "prestart", "createContainer", "poststop":
-	default:
+	stage := container.Stage(args[0])
+	if !slices.Contains(container.Stages, stage) {
 		// Not a hook run (gmsa-hook hook --help, a typo): the full run
 		// says so without waiting for stdin.
 		return false
@@ -93,20 +92,15 @@ func configFlag(args []string) (path string, ok bool) {
 	return path, true
 }
 
-// runDirOf reads run_dir from the configuration file, the only setting an
-// idle run depends on. ok is false when the file cannot be read or asks for
-// a debug log (log_file): every run then gets its line from the full run.
-// The full run validates the whole file once it has work to do.
+// runDirOf reads run_dir from the configuration file, the only setting a
+// quick run depends on. ok is false when the file cannot be read or asks
+// for a debug log (log_file): every run then gets its line from the full
+// run. The full run validates the whole file once it has work to do.
 func runDirOf(path string) (string, bool) {
 	if path == "" {
 		return defaultRunDir, true
 	}
-	f, err := os.Open(path)
-	if err != nil {
-		return "", false
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, 1<<20))
+	b, err := container.ReadSmall(path)
 	if err != nil {
 		return "", false
 	}
