@@ -203,7 +203,10 @@ func TestFetchErrors(t *testing.T) {
 		config         func(map[string]any)
 		args           []string
 		want, hint     string // regular expressions for the error and the hint
+		noOutDir       bool   // --out names a file in a directory that does not exist
 	}{
+		{name: "output directory missing", credspec: d.Credspec("webapp01-domainless"), noOutDir: true,
+			want: `^write credential cache /\S+/out/krb5cc: open /\S+/out/\.krb5cc\.tmp-\d+: no such file or directory$`, hint: `check the path`},
 		{name: "malformed credspec", credspec: malformed,
 			want: `^read credential spec: credential spec /\S+/malformed.json: malformed credential spec: `, hint: `CredSpec format`},
 		{name: "incomplete credspec", credspec: spec("webapp01", func(m map[string]any) { delete(m, "ActiveDirectoryConfig") }),
@@ -261,7 +264,9 @@ func TestFetchErrors(t *testing.T) {
 				tc.config(cfg)
 			}
 			out := filepath.Join(cdir, "out", "krb5cc")
-			os.Mkdir(filepath.Dir(out), 0o700)
+			if !tc.noOutDir {
+				os.Mkdir(filepath.Dir(out), 0o700)
+			}
 			args := append([]string{"fetch", "--credspec", tc.credspec, "--out", out, "--config", writeJSON(t, cdir, "config.json", cfg, 0o600)}, tc.args...)
 			start := time.Now()
 			r := runHook(t, nil, args...)

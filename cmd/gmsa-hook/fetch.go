@@ -47,9 +47,8 @@ func runFetch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	start := time.Now()
 	res, err := fetcher.Fetch(ctx, fetcher.Request{Source: *src, Config: cfg, Remote: spec.NewAWS(cfg.AWS)})
 	if err == nil {
-		if werr := ccache.WriteFile(*out, res.Cache, -1, -1); werr != nil {
-			err = fmt.Errorf("write credential cache %s: %w", *out, werr)
-		}
+		// WriteFile's errors say "write credential cache PATH: ...".
+		err = ccache.WriteFile(*out, res.Cache, -1, -1)
 	}
 	if cfg.LogFile != "" {
 		logFetch(cfg.LogFile, *src, res, err, time.Since(start))
