@@ -47,8 +47,17 @@ type run struct {
 
 func runHook(t *testing.T, env []string, args ...string) run {
 	t.Helper()
+	return runHookInput(t, env, "", args...)
+}
+
+// runHookInput is runHook with stdin, e.g. a container state.
+func runHookInput(t *testing.T, env []string, stdin string, args ...string) run {
+	t.Helper()
 	cmd := exec.Command(gmsaHook(t), args...)
 	cmd.Env = env
+	if stdin != "" {
+		cmd.Stdin = strings.NewReader(stdin)
+	}
 	var o, e bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &o, &e
 	err := cmd.Run()

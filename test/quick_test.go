@@ -1,9 +1,7 @@
 package test
 
 import (
-	"bytes"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -14,7 +12,6 @@ import (
 // not need are initialised (package quick), and that a labelled one still
 // gets the full run. Go's init trace names every package initialised.
 func TestUnlabelledRunSkipsHeavyInit(t *testing.T) {
-	bin := gmsaHook(t)
 	dir := t.TempDir()
 	runDir := filepath.Join(dir, "run")
 	cfg := writeJSON(t, dir, "config.json", map[string]any{"run_dir": runDir, "timeout": "2s", "dns_server": "127.0.0.1:1", "domain_controllers": []string{"127.0.0.1"}}, 0o600)
@@ -23,22 +20,11 @@ func TestUnlabelledRunSkipsHeavyInit(t *testing.T) {
 	os.WriteFile(filepath.Join(bundle, "config.json"), []byte(`{"ociVersion":"1.0.2","root":{"path":"rootfs"},"process":{"user":{"uid":0,"gid":0}}}`), 0o644)
 	heavy := []string{"init net/http ", "init github.com/aws/aws-sdk-go-v2/service/ssm/", "init crypto/tls "}
 	trace := func(stage, state string) (string, int) {
-		cmd := exec.Command(bin, "hook", stage, "--config", cfg)
-		cmd.Env = []string{"GODEBUG=inittrace=1"}
-		cmd.Stdin = strings.NewReader(state)
-		var out, errb bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &errb
-		err := cmd.Run()
-		if out.Len() != 0 {
-			t.Errorf("%s: stdout %q", stage, out.String())
+		r := runHookInput(t, []string{"GODEBUG=inittrace=1"}, state, "hook", stage, "--config", cfg)
+		if r.stdout != "" {
+			t.Errorf("%s: stdout %q", stage, r.stdout)
 		}
-		code := 0
-		if ee, ok := err.(*exec.ExitError); ok {
-			code = ee.ExitCode()
-		} else if err != nil {
-			t.Fatal(err)
-		}
-		return errb.String(), code
+		return r.stderr, r.code
 	}
 	plain := `{"ociVersion":"1.0.2","id":"quick1","status":"creating","pid":1,"bundle":"` + bundle + `"}`
 	for _, stage := range []string{"createRuntime", "createContainer", "poststop"} {
