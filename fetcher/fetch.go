@@ -26,6 +26,7 @@ import (
 	"github.com/gmsa-hook/gmsa-hook/fetcher/blob"
 	"github.com/gmsa-hook/gmsa-hook/fetcher/ccache"
 	"github.com/gmsa-hook/gmsa-hook/fetcher/kdc"
+	"github.com/gmsa-hook/gmsa-hook/hook/config"
 	"github.com/gmsa-hook/gmsa-hook/spec"
 )
 
@@ -116,7 +117,7 @@ func (e *Error) Unwrap() error { return e.Err }
 // Fetch returns a ticket-granting ticket for the spec's gMSA. It gives up
 // at the configured timeout (or the context's deadline, if sooner).
 func Fetch(ctx context.Context, req Request) (*Result, error) {
-	timeout := req.Config.timeout()
+	timeout := req.Config.TimeoutOrDefault()
 	ctx, cancel := context.WithTimeoutCause(ctx, timeout, fmt.Errorf("%w of %s", ErrDeadline, timeout))
 	defer cancel()
 	res, err := fetch(ctx, req)
@@ -154,7 +155,7 @@ func fetch(ctx context.Context, req Request) (*Result, error) {
 			return nil, &Error{Step: "read credential spec", Err: err}
 		}
 	}
-	cfg := req.Config
+	cfg := (*conf)(&req.Config)
 	name, domain, realm := cs.Account(), cs.DNSDomain(), cs.Realm()
 	gmsa := fmt.Sprintf("gMSA %q", name+"$")
 
@@ -267,7 +268,7 @@ func fetch(ctx context.Context, req Request) (*Result, error) {
 	}, nil
 }
 
-func renew(cfg Config) time.Duration {
+func renew(cfg *conf) time.Duration {
 	if cfg.RenewLifetime > 0 {
 		return time.Duration(cfg.RenewLifetime)
 	}
@@ -311,10 +312,10 @@ type keytabPrincipal struct{ name, realm string }
 
 // keytabKeys reads the host's machine account keys: the entry named by
 // KeytabPrincipal, else the first machine principal, at its newest kvno.
-func (c *Config) keytabKeys() (keytabPrincipal, []types.EncryptionKey, error) {
+func (c *conf) keytabKeys() (keytabPrincipal, []types.EncryptionKey, error) {
 	path := c.Keytab
 	if path == "" {
-		path = DefaultKeytab
+		path = config.DefaultKeytab
 	}
 	kt, err := keytab.Load(path)
 	if err != nil {

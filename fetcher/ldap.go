@@ -35,7 +35,7 @@ func baseDN(domain string) string {
 
 // readAccount reads the gMSA's entry from the first DC that answers,
 // failing over to the next on network errors. It returns the DC used.
-func (c *Config) readAccount(ctx context.Context, d *dcs, ticket ldapTicketFunc, name, domain, dn string) (*account, string, error) {
+func (c *conf) readAccount(ctx context.Context, d *dcs, ticket ldapTicketFunc, name, domain, dn string) (*account, string, error) {
 	var errs []string
 	for i, host := range d.ldap {
 		actx, cancel := kdc.ShareDeadline(ctx, len(d.ldap)-i)
@@ -69,7 +69,7 @@ func (e *loginError) Unwrap() error { return e.err }
 // ldapTicketFunc gets the reader's service ticket for ldap/<host>.
 type ldapTicketFunc func(ctx context.Context, host string) (*kdc.Ticket, error)
 
-func (c *Config) readAccountFrom(ctx context.Context, d *dcs, host string, ticket ldapTicketFunc, name, domain, dn string) (*account, error) {
+func (c *conf) readAccountFrom(ctx context.Context, d *dcs, host string, ticket ldapTicketFunc, name, domain, dn string) (*account, error) {
 	port := "389"
 	if c.LDAPS {
 		port = "636"
@@ -184,7 +184,7 @@ func ldapMessage(err error) string {
 	return err.Error()
 }
 
-func (c *Config) tlsConfig(host string) (*tls.Config, error) {
+func (c *conf) tlsConfig(host string) (*tls.Config, error) {
 	tc := &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}
 	if c.LDAPSCAFile != "" {
 		pem, err := os.ReadFile(c.LDAPSCAFile)

@@ -25,7 +25,7 @@ type dcs struct {
 // for the krb5.conf fallback within the whole deadline.
 const dnsLookupLimit = 3 * time.Second
 
-func (c *Config) resolver() *net.Resolver {
+func (c *conf) resolver() *net.Resolver {
 	if c.DNSServer == "" {
 		return net.DefaultResolver
 	}
@@ -37,7 +37,7 @@ func (c *Config) resolver() *net.Resolver {
 }
 
 // dnsServer is dns_server as host:port.
-func (c *Config) dnsServer() string {
+func (c *conf) dnsServer() string {
 	if _, _, err := net.SplitHostPort(c.DNSServer); err != nil {
 		return net.JoinHostPort(c.DNSServer, "53")
 	}
@@ -46,7 +46,7 @@ func (c *Config) dnsServer() string {
 
 // nameServer makes a lookup error name dns_server: the Go resolver names
 // the server from /etc/resolv.conf it believes it asked.
-func (c *Config) nameServer(err error) {
+func (c *conf) nameServer(err error) {
 	var de *net.DNSError
 	if c.DNSServer != "" && errors.As(err, &de) {
 		de.Server = c.dnsServer()
@@ -56,7 +56,7 @@ func (c *Config) nameServer(err error) {
 // locate finds the domain's DCs: the configured list, else DNS SRV records
 // (sorted by priority, shuffled by weight, as net.LookupSRV does), else the
 // realm's kdc entries in krb5.conf.
-func (c *Config) locate(ctx context.Context, domain, realm string) (*dcs, error) {
+func (c *conf) locate(ctx context.Context, domain, realm string) (*dcs, error) {
 	r := c.resolver()
 	d := &dcs{dialr: &net.Dialer{Resolver: r}}
 	if len(c.DomainControllers) > 0 {

@@ -28,14 +28,14 @@ type located struct {
 func locateIn(t *testing.T, c Config, domain, realm string) (located, error) {
 	t.Helper()
 	if c.DNSServer != "" {
-		host, _, err := net.SplitHostPort(c.dnsServer())
+		host, _, err := net.SplitHostPort((*conf)(&c).dnsServer())
 		if ip := net.ParseIP(host); err != nil || ip == nil || ip.To4() == nil || !ip.IsLoopback() {
 			t.Fatalf("test DNS server %q is not in 127.0.0.0/8", c.DNSServer)
 		}
 	} else if len(c.DomainControllers) == 0 {
 		t.Fatal("test would use the system resolver")
 	}
-	d, err := c.locate(context.Background(), domain, realm)
+	d, err := (*conf)(&c).locate(context.Background(), domain, realm)
 	if err != nil {
 		if d != nil {
 			t.Errorf("locate returned %+v with error %v", d, err)

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/url"
 	"regexp"
 	"slices"
 	"strings"
@@ -17,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
+
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
@@ -24,6 +24,7 @@ import (
 	"github.com/aws/smithy-go"
 	"github.com/aws/smithy-go/logging"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
+	gmsaconfig "github.com/gmsa-hook/gmsa-hook/hook/config"
 )
 
 // Init cost: every hook run pays the package initialisation of what it
@@ -31,31 +32,8 @@ import (
 // build schema tables at init (about 10 ms and 1.5 MB for SSM alone), so
 // go.mod holds them at v1.79.3 and v1.49.0; TestAWSInitCost guards it.
 
-// AWSConfig is the "aws" section of gmsa-hook's configuration file. The hook
-// runs with no environment, so everything the SDK would otherwise take from
-// AWS_* variables can be given here; when the variables are set (as for the
-// CLI) the SDK still honours them, and these settings win.
-type AWSConfig struct {
-	// Profile in the shared config and credentials files ("" for the
-	// default profile, or AWS_PROFILE).
-	Profile string `json:"profile,omitempty"`
-	// Region for S3, and for SSM and Secrets Manager ARNs that name none.
-	// SSM and Secrets Manager ARNs carry their own region.
-	Region string `json:"region,omitempty"`
-	// Endpoints overrides the base URL of "ssm", "s3" and "secretsmanager",
-	// e.g. for a VPC endpoint or a test fake. S3 is then addressed path-style.
-	Endpoints map[string]string `json:"endpoints,omitempty"`
-	// MaxAttempts per request, retries of throttling and 5xx answers
-	// included (default DefaultMaxAttempts, or AWS_MAX_ATTEMPTS).
-	MaxAttempts int `json:"max_attempts,omitempty"`
-	// S3MaxSize bounds an S3 object (default MaxSize).
-	S3MaxSize int64 `json:"s3_max_size,omitempty"`
-	// ConfigFiles and CredentialsFiles replace the SDK's default shared
-	// files (~/.aws/config and ~/.aws/credentials of the user running the
-	// hook, or AWS_CONFIG_FILE and AWS_SHARED_CREDENTIALS_FILE).
-	ConfigFiles      []string `json:"config_files,omitempty"`
-	CredentialsFiles []string `json:"credentials_files,omitempty"`
-}
+// AWSConfig is the "aws" section of gmsa-hook's configuration file.
+type AWSConfig = gmsaconfig.AWS
 
 // DefaultMaxAttempts is how many times a request is tried when nothing else
 // says: the first try and three retries with jittered exponential backoff.
@@ -73,29 +51,6 @@ var (
 	ErrNoCredentials = errors.New("no usable AWS credentials")
 	ErrParameterType = errors.New("unsupported parameter type")
 )
-
-// awsServices are the keys of AWSConfig.Endpoints.
-var awsServices = []string{"s3", "secretsmanager", "ssm"}
-
-// Validate checks the settings without touching files or the network.
-func (c AWSConfig) Validate() error {
-	for k, v := range c.Endpoints {
-		if !slices.Contains(awsServices, k) {
-			return fmt.Errorf("aws: endpoints: unknown service %q; want ssm, s3 or secretsmanager", k)
-		}
-		u, err := url.Parse(v)
-		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-			return fmt.Errorf("aws: endpoints: %s: %q is not an http(s) URL", k, v)
-		}
-	}
-	if c.MaxAttempts < 0 || c.MaxAttempts > 20 {
-		return fmt.Errorf("aws: max_attempts: %d is not between 1 and 20", c.MaxAttempts)
-	}
-	if c.S3MaxSize < 0 {
-		return fmt.Errorf("aws: s3_max_size: %d is negative", c.S3MaxSize)
-	}
-	return nil
-}
 
 // NewAWS returns a Remote that reads SSM parameters, S3 objects and Secrets
 // Manager secrets with the AWS SDK's default credential chain (environment,

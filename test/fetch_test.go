@@ -16,6 +16,7 @@ import (
 
 	"github.com/gmsa-hook/gmsa-hook/fetcher"
 	"github.com/gmsa-hook/gmsa-hook/fetcher/kdc"
+	"github.com/gmsa-hook/gmsa-hook/hook/config"
 )
 
 // baseConfig talks to the test DC only: nothing reaches the system resolver.
@@ -352,7 +353,7 @@ func TestFetchFailsOverPastSilentDC(t *testing.T) {
 			held = append(held, c)
 		}
 	}()
-	cfg := fetcher.Config{DomainControllers: []string{"127.0.0.5", d.DCHost}, DNSServer: "127.0.0.1:53", Timeout: fetcher.Duration(4 * time.Second)}
+	cfg := fetcher.Config{DomainControllers: []string{"127.0.0.5", d.DCHost}, DNSServer: "127.0.0.1:53", Timeout: config.Duration(4 * time.Second)}
 	start := time.Now()
 	res, err := fetcher.Fetch(context.Background(), fetcher.Request{Source: d.Credspec("webapp01-domainless"), Config: cfg})
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/gmsa-hook/gmsa-hook/fetcher"
 	"github.com/gmsa-hook/gmsa-hook/fetcher/ccache"
+	"github.com/gmsa-hook/gmsa-hook/hook/config"
 	"github.com/gmsa-hook/gmsa-hook/spec"
 )
 
@@ -42,7 +43,7 @@ func runFetch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return errors.New("--timeout must be positive")
 	}
 	if *timeout > 0 {
-		cfg.Timeout = fetcher.Duration(*timeout)
+		cfg.Timeout = config.Duration(*timeout)
 	}
 	start := time.Now()
 	res, err := fetcher.Fetch(ctx, fetcher.Request{Source: *src, Config: cfg, Remote: spec.NewAWS(cfg.AWS)})
@@ -61,11 +62,11 @@ func runFetch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	return nil
 }
 
-func loadConfig(path string) (fetcher.Config, error) {
+func loadConfig(path string) (config.Config, error) {
 	if path == "" {
-		return fetcher.Config{}, nil
+		return config.Config{}, nil
 	}
-	return fetcher.LoadConfig(path)
+	return config.Load(path)
 }
 
 // logFetch appends a line like a hook run's to the debug log: the

@@ -7,6 +7,7 @@ import (
 	"github.com/gmsa-hook/gmsa-hook/fetcher"
 	"github.com/gmsa-hook/gmsa-hook/fetcher/kdc"
 	"github.com/gmsa-hook/gmsa-hook/hook"
+	"github.com/gmsa-hook/gmsa-hook/hook/config"
 	"github.com/gmsa-hook/gmsa-hook/hook/container"
 	"github.com/gmsa-hook/gmsa-hook/install"
 	"github.com/gmsa-hook/gmsa-hook/spec"
@@ -31,7 +32,7 @@ var hintTable = []hint{
 	{spec.ErrNoRemote, "configure AWS access in the \"aws\" section of the config file"},
 	{fs.ErrNotExist, "check the path; the hook runs as root in the host's mount namespace"},
 	{fs.ErrPermission, "run as root, or make the file readable by the user running gmsa-hook"},
-	{fetcher.ErrConfig, "see README.md for the configuration keys"},
+	{config.ErrConfig, "see README.md for the configuration keys"},
 	{fetcher.ErrNotPermitted, "add the reading account to PrincipalsAllowedToRetrieveManagedPassword (msDS-GroupMSAMembership) of the gMSA"},
 	{fetcher.ErrNoSuchGMSA, "check the gMSA name in ActiveDirectoryConfig.GroupManagedServiceAccounts; create it with New-ADServiceAccount or samba-tool service-account create"},
 	{fetcher.ErrDisabled, "enable the gMSA account in Active Directory (Enable-ADAccount, or samba-tool user enable)"},

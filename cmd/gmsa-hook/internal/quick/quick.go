@@ -19,18 +19,14 @@ package quick
 
 import (
 	"bytes"
-	"encoding/json"
 	"io"
 	"os"
 	"slices"
 	"strings"
 
+	"github.com/gmsa-hook/gmsa-hook/hook/config"
 	"github.com/gmsa-hook/gmsa-hook/hook/container"
 )
-
-// defaultRunDir is fetcher.DefaultRunDir, which this package cannot import
-// without initialising all it avoids; a test keeps the two equal.
-const defaultRunDir = "/run/gmsa-hook"
 
 // consumed is what init read from stdin, when it read it.
 var consumed []byte
@@ -93,28 +89,13 @@ func configFlag(args []string) (path string, ok bool) {
 }
 
 // runDirOf reads run_dir from the configuration file, the only setting a
-// quick run depends on. ok is false when the file cannot be read or asks
-// for a debug log (log_file): every run then gets its line from the full
-// run. The full run validates the whole file once it has work to do.
+// quick run depends on, as package config reads it for every run. ok is
+// false when the file cannot be read or asks for a debug log (log_file):
+// every run then gets its line from the full run. The full run validates
+// the whole file once it has work to do.
 func runDirOf(path string) (string, bool) {
-	if path == "" {
-		return defaultRunDir, true
-	}
-	b, err := container.ReadSmall(path)
-	if err != nil {
-		return "", false
-	}
-	var c struct {
-		RunDir  string `json:"run_dir"`
-		LogFile string `json:"log_file"`
-	}
-	if err := json.Unmarshal(b, &c); err != nil || c.LogFile != "" {
-		return "", false
-	}
-	if c.RunDir == "" {
-		return defaultRunDir, true
-	}
-	return c.RunDir, true
+	runDir, logFile, ok := config.QuickSettings(path, container.ReadSmall)
+	return runDir, ok && !logFile
 }
 
 // Stdin is the hook's standard input for the full run: what init read of

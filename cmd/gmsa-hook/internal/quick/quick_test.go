@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/gmsa-hook/gmsa-hook/fetcher"
+	"github.com/gmsa-hook/gmsa-hook/hook/config"
 )
 
 // bundle writes a bundle whose config.json has the given annotations and
@@ -170,21 +170,21 @@ func TestStdinGivesBack(t *testing.T) {
 	}
 }
 
-// TestRunDirAgrees: this package reads run_dir as fetcher.LoadConfig does.
+// TestRunDirAgrees: this package reads run_dir as config.Load does.
 func TestRunDirAgrees(t *testing.T) {
-	if defaultRunDir != fetcher.DefaultRunDir {
-		t.Errorf("defaultRunDir %q, fetcher.DefaultRunDir %q", defaultRunDir, fetcher.DefaultRunDir)
+	if got, ok := runDirOf(""); !ok || got != config.DefaultRunDir {
+		t.Errorf("no config file: run_dir %q (%v), want %q", got, ok, config.DefaultRunDir)
 	}
 	dir := t.TempDir()
 	for i, c := range []string{`{}`, `{"run_dir":"/var/run/g"}`, `{"RUN_DIR":"/x"}`, `{"run_dir":""}`, `{"timeout":"5s","run_dir":"/a/b/"}`} {
 		p := writeFile(t, filepath.Join(dir, strings.Repeat("c", i+1)), c)
-		cfg, err := fetcher.LoadConfig(p)
+		cfg, err := config.Load(p)
 		if err != nil {
 			t.Fatalf("%s: %v", c, err)
 		}
 		got, ok := runDirOf(p)
 		if !ok || got != cfg.RunDirOrDefault() {
-			t.Errorf("%s: run_dir %q (%v), fetcher says %q", c, got, ok, cfg.RunDirOrDefault())
+			t.Errorf("%s: run_dir %q (%v), config says %q", c, got, ok, cfg.RunDirOrDefault())
 		}
 	}
 }

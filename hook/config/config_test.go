@@ -1,4 +1,4 @@
-package fetcher
+package config
 
 import (
 	"encoding/json"
@@ -9,8 +9,6 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-
-	"github.com/gmsa-hook/gmsa-hook/spec"
 )
 
 // configFile writes data as a configuration file and returns its path.
@@ -62,7 +60,7 @@ func TestLoadConfig(t *testing.T) {
 				RenewLifetime:     Duration(7 * 24 * time.Hour),
 				RunDir:            "/run/gmsa-test",
 				LogFile:           "/var/log/gmsa-hook.log",
-				AWS:               spec.AWSConfig{Region: "us-west-2", Endpoints: map[string]string{"ssm": "http://127.0.0.1:4566"}, MaxAttempts: 2},
+				AWS:               AWS{Region: "us-west-2", Endpoints: map[string]string{"ssm": "http://127.0.0.1:4566"}, MaxAttempts: 2},
 			},
 		},
 		{"ldap_security seal", `{"ldap_security":"seal"}`, Config{LDAPSecurity: "seal"}},
@@ -72,7 +70,7 @@ func TestLoadConfig(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := LoadConfig(configFile(t, tt.in))
+			got, err := Load(configFile(t, tt.in))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -113,7 +111,7 @@ func TestLoadConfigErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			p := configFile(t, tt.in)
-			_, err := LoadConfig(p)
+			_, err := Load(p)
 			if err == nil {
 				t.Fatal("LoadConfig succeeded")
 			}
@@ -129,7 +127,7 @@ func TestLoadConfigErrors(t *testing.T) {
 
 func TestLoadConfigMissing(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "absent.json")
-	_, err := LoadConfig(p)
+	_, err := Load(p)
 	if !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("error %v, want os.ErrNotExist", err)
 	}
@@ -170,9 +168,9 @@ func TestDurationJSON(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := LoadConfig(configFile(t, string(b)))
+	got, err := Load(configFile(t, string(b)))
 	if err != nil {
-		t.Fatalf("LoadConfig(%s): %v", b, err)
+		t.Fatalf("Load(%s): %v", b, err)
 	}
 	if diff := cmp.Diff(in, got); diff != "" {
 		t.Errorf("round trip (-want +got):\n%s", diff)
