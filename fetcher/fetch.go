@@ -50,6 +50,9 @@ type Request struct {
 	Source string
 	// Spec, when set, is used instead of reading Source.
 	Spec *spec.CredSpec
+	// Secret, when set, is the domainless reader's secret, used instead of
+	// reading the spec's CredentialArn (the hook reads it under its policy).
+	Secret *spec.Secret
 	// Remote reads AWS sources; nil means files only.
 	Remote spec.Remote
 	Config Config
@@ -164,13 +167,17 @@ func fetch(ctx context.Context, req Request) (*Result, error) {
 	var readerRealm, readerSalt, dn string
 	var readerKeys kdc.KeyFunc
 	if cs.Domainless() {
-		src, err := spec.ParseSecretSource(cs.CredentialArn())
-		if err != nil {
-			return nil, &Error{Step: "read reader secret for " + gmsa, Err: err}
-		}
-		sec, err := spec.LoadSecret(ctx, src, req.Remote)
-		if err != nil {
-			return nil, &Error{Step: "read reader secret for " + gmsa, Err: err}
+		sec := req.Secret
+		if sec == nil {
+			src, err := spec.ParseSecretSource(cs.CredentialArn())
+			if err != nil {
+				return nil, &Error{Step: "read reader secret for " + gmsa, Err: err}
+			}
+			s, err := spec.LoadSecret(ctx, src, req.Remote)
+			if err != nil {
+				return nil, &Error{Step: "read reader secret for " + gmsa, Err: err}
+			}
+			sec = &s
 		}
 		readerRealm = strings.ToUpper(sec.DomainName)
 		reader = types.NewPrincipalName(nametype.KRB_NT_PRINCIPAL, sec.Username)

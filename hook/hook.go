@@ -26,6 +26,7 @@ import (
 
 	"github.com/gmsa-hook/gmsa-hook/fetcher"
 	"github.com/gmsa-hook/gmsa-hook/hook/container"
+	"github.com/gmsa-hook/gmsa-hook/spec/policy"
 )
 
 // Stage is an OCI hook stage the hook acts at (container.Stage, which the
@@ -64,8 +65,9 @@ func ParseStage(s string) (Stage, error) {
 	return "", fmt.Errorf("%w %q (want createRuntime, prestart, createContainer or poststop)", ErrStage, s)
 }
 
-// FetchFunc gets a ticket for a credential spec source.
-type FetchFunc func(ctx context.Context, source string) (*fetcher.Result, error)
+// FetchFunc gets a ticket for a request the policy admitted (its Spec, and
+// Secret for a domainless spec, already read).
+type FetchFunc func(ctx context.Context, req fetcher.Request) (*fetcher.Result, error)
 
 // Request is one hook run.
 type Request struct {
@@ -92,6 +94,7 @@ type Report struct {
 	Labelled bool
 	Source   string
 	Origin   string
+	Rule     string // the policy rule that granted the gMSA, if any
 	Account  string
 	Owner    container.Owner
 	Expires  time.Time
@@ -210,11 +213,18 @@ func (r *Request) create(ctx context.Context, st *container.State, rep *Report, 
 		return fmt.Errorf("ticket owner: %w", err)
 	}
 	rep.Owner = owner
+	freq, rule, err := r.admit(ctx, st, cfg, lab)
+	if err != nil {
+		_ = container.Remove(runDir, st.ID)
+		return err
+	}
+	rep.Rule = rule
+	t = rep.step("policy", t)
 	fetch := r.Fetch
 	if fetch == nil {
-		fetch = r.defaultFetch
+		fetch = fetcher.Fetch
 	}
-	res, err := fetch(ctx, lab.Source)
+	res, err := fetch(ctx, *freq)
 	if err != nil {
 		// A failed fetch of a new container must not leave an old ticket.
 		_ = container.Remove(runDir, st.ID)
@@ -243,8 +253,40 @@ func (r *Request) create(ctx context.Context, st *container.State, rep *Report, 
 	return nil
 }
 
-func (r *Request) defaultFetch(ctx context.Context, source string) (*fetcher.Result, error) {
-	return fetcher.Fetch(ctx, fetcher.Request{Source: source, Config: r.Config, Remote: newRemote(r.Config)})
+// admit applies the policy to a label (whoever set it is not trusted):
+// the source, the spec it names, the container and the reader's secret.
+// Nothing reaches the network before the policy allowed the spec and the
+// secret, and a refusal names the rule.
+func (r *Request) admit(ctx context.Context, st *container.State, cfg *container.Config, lab container.Label) (*fetcher.Request, string, error) {
+	pol := policy.New(r.Config)
+	remote := newRemote(r.Config)
+	l, err := pol.Source(lab.Source)
+	if err != nil {
+		return nil, "", err
+	}
+	cs, err := pol.Load(ctx, l, remote)
+	if err != nil {
+		return nil, "", fmt.Errorf("read credential spec: %w", err)
+	}
+	ct := policy.Container{Annotations: map[string]string{}, Labels: lab.Labels}
+	for k, v := range cfg.Annotations {
+		ct.Annotations[k] = v
+	}
+	for k, v := range st.Annotations {
+		ct.Annotations[k] = v
+	}
+	ct.ContainerdNamespace, _ = container.ContainerdNamespace(st.Bundle, st.ID)
+	rule, err := pol.Decide(cs, ct)
+	if err != nil {
+		return nil, "", err
+	}
+	req := &fetcher.Request{Source: lab.Source, Spec: cs, Config: r.Config, Remote: remote}
+	if cs.Domainless() {
+		if req.Secret, err = pol.Secret(ctx, cs, remote); err != nil {
+			return nil, "", fmt.Errorf("read reader secret for gMSA %q: %w", cs.Account()+"$", err)
+		}
+	}
+	return req, rule, nil
 }
 
 // mount is createContainer: a container with a placed ticket directory gets

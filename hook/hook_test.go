@@ -16,10 +16,39 @@ import (
 
 	"github.com/gmsa-hook/gmsa-hook/fetcher"
 	"github.com/gmsa-hook/gmsa-hook/fetcher/ccache"
+	"github.com/gmsa-hook/gmsa-hook/hook/config"
 	"github.com/gmsa-hook/gmsa-hook/hook/container"
 )
 
 var testNow = time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+
+// specDir is the tests' credential spec directory: the policy of
+// testConfig lets labels name the specs in it.
+var specDir string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "gmsa-hook-specs-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	specDir = dir
+	for _, name := range []string{"webapp01", "webapp03"} {
+		cs := fmt.Sprintf(`{"CmsPlugins":["ActiveDirectory"],"DomainJoinConfig":{"Sid":"S-1-5-21-1-2-3","MachineAccountName":%q,"Guid":"f74ae2d8-4be5-49c4-8db9-34aeb71c455d","DnsTreeName":"corp.example.test","DnsName":"corp.example.test","NetBiosName":"CORP"},"ActiveDirectoryConfig":{"GroupManagedServiceAccounts":[{"Name":%q,"Scope":"corp.example.test"}]}}`, name, name)
+		if err := os.WriteFile(filepath.Join(dir, name+".json"), []byte(cs), 0o644); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// testConfig is a configuration whose policy admits the specs in specDir.
+func testConfig(runDir string) fetcher.Config {
+	return fetcher.Config{RunDir: runDir, Policy: &config.Policy{CredSpecDirs: []string{specDir}, Domains: []string{"corp.example.test"}}}
+}
 
 // testUser is the container user of test bundles: 1000 as root, else the
 // current user, so that the test can give it the ticket unprivileged.
@@ -59,8 +88,8 @@ type fakeFetch struct {
 	expires time.Time
 }
 
-func (f *fakeFetch) fetch(_ context.Context, source string) (*fetcher.Result, error) {
-	f.calls = append(f.calls, source)
+func (f *fakeFetch) fetch(_ context.Context, req fetcher.Request) (*fetcher.Result, error) {
+	f.calls = append(f.calls, req.Source)
 	if f.err != nil {
 		return nil, f.err
 	}
@@ -76,9 +105,9 @@ func (f *fakeFetch) fetch(_ context.Context, source string) (*fetcher.Result, er
 
 func TestCreateAndPoststop(t *testing.T) {
 	runDir := filepath.Join(t.TempDir(), "run")
-	bundle := testBundle(t, map[string]string{container.Key: "/etc/gmsa/webapp01.json"})
+	bundle := testBundle(t, map[string]string{container.Key: specDir+"/webapp01.json"})
 	f := &fakeFetch{expires: testNow.Add(10 * time.Hour)}
-	req := Request{Stage: CreateRuntime, Config: fetcher.Config{RunDir: runDir}, ConfigPath: "/etc/gmsa-hook/config.json",
+	req := Request{Stage: CreateRuntime, Config: testConfig(runDir), ConfigPath: "/etc/gmsa-hook/config.json",
 		Fetch: f.fetch, Now: func() time.Time { return testNow }}
 	req.State = stateOf("web1", bundle, os.Getpid())
 	rep, err := Run(context.Background(), req)
@@ -88,7 +117,7 @@ func TestCreateAndPoststop(t *testing.T) {
 	if !rep.Labelled || rep.Account != "webapp01$@CORP.EXAMPLE.TEST" || rep.Origin != container.FromConfig {
 		t.Errorf("report = %+v", rep)
 	}
-	if diff := cmp.Diff([]string{"/etc/gmsa/webapp01.json"}, f.calls); diff != "" {
+	if diff := cmp.Diff([]string{specDir+"/webapp01.json"}, f.calls); diff != "" {
 		t.Errorf("fetches (-want +got):\n%s", diff)
 	}
 	uid, gid := testUser()
@@ -124,7 +153,7 @@ func TestCreateAndPoststop(t *testing.T) {
 		t.Fatal(err)
 	}
 	start, _ := processStart(os.Getpid())
-	want := &Meta{ID: "web1", Bundle: bundle, Source: "/etc/gmsa/webapp01.json", Origin: container.FromConfig, Config: "/etc/gmsa-hook/config.json",
+	want := &Meta{ID: "web1", Bundle: bundle, Source: specDir+"/webapp01.json", Origin: container.FromConfig, Config: "/etc/gmsa-hook/config.json",
 		Account: "webapp01$", Realm: "CORP.EXAMPLE.TEST", UID: uid, GID: gid,
 		Created: testNow, Expires: testNow.Add(10 * time.Hour), Pid: os.Getpid(), PidStart: start}
 	if diff := cmp.Diff(want, m); diff != "" {
@@ -164,7 +193,7 @@ func TestUnlabelled(t *testing.T) {
 	f := &fakeFetch{}
 	for _, stage := range Stages {
 		rep, err := Run(context.Background(), Request{Stage: stage, State: stateOf("plain", bundle, 1),
-			Config: fetcher.Config{RunDir: runDir}, Fetch: f.fetch})
+			Config: testConfig(runDir), Fetch: f.fetch})
 		if err != nil || rep.Labelled {
 			t.Errorf("%s: labelled %v, err %v", stage, rep.Labelled, err)
 		}
@@ -184,7 +213,7 @@ func TestUnlabelledRemovesStale(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err := Run(context.Background(), Request{Stage: CreateRuntime, State: stateOf("web1", testBundle(t, nil), 1),
-		Config: fetcher.Config{RunDir: runDir}, Fetch: (&fakeFetch{}).fetch})
+		Config: testConfig(runDir), Fetch: (&fakeFetch{}).fetch})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -195,14 +224,14 @@ func TestUnlabelledRemovesStale(t *testing.T) {
 
 func TestFetchFailure(t *testing.T) {
 	runDir := t.TempDir()
-	bundle := testBundle(t, map[string]string{container.Key: "/etc/gmsa/webapp03.json"})
+	bundle := testBundle(t, map[string]string{container.Key: specDir+"/webapp03.json"})
 	// An old ticket of a container of the same name must go too.
 	if err := os.MkdirAll(filepath.Join(runDir, "containers", "3f2a1c0d9e8b7a6f5e4d3c2b1a0f9e8d7c6b5a4f3e2d1c0b9a8f7e6d5c4b3a2f", "krbdir"), 0o700); err != nil {
 		t.Fatal(err)
 	}
 	cause := &fetcher.Error{Step: `read password of gMSA "webapp03$" as "gmsa-reader@CORP.EXAMPLE.TEST"`, Server: "dc1.corp.example.test", Err: fetcher.ErrNotPermitted}
 	_, err := Run(context.Background(), Request{Stage: CreateRuntime, State: stateOf("3f2a1c0d9e8b7a6f5e4d3c2b1a0f9e8d7c6b5a4f3e2d1c0b9a8f7e6d5c4b3a2f", bundle, 1),
-		Config: fetcher.Config{RunDir: runDir}, Fetch: (&fakeFetch{err: cause}).fetch})
+		Config: testConfig(runDir), Fetch: (&fakeFetch{err: cause}).fetch})
 	want := `container 3f2a1c0d9e8b: read password of gMSA "webapp03$" as "gmsa-reader@CORP.EXAMPLE.TEST" from dc1.corp.example.test: not permitted to retrieve the managed password`
 	if err == nil || err.Error() != want {
 		t.Fatalf("err = %v\nwant  %s", err, want)
@@ -232,7 +261,7 @@ func TestRunErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := Run(context.Background(), Request{Stage: tt.stage, State: strings.NewReader(tt.state),
-				Config: fetcher.Config{RunDir: runDir}, Fetch: (&fakeFetch{}).fetch})
+				Config: testConfig(runDir), Fetch: (&fakeFetch{}).fetch})
 			if err == nil || err.Error() != tt.want {
 				t.Errorf("err = %v\nwant  %s", err, tt.want)
 			}
@@ -248,7 +277,7 @@ func TestMountFailureRemoves(t *testing.T) {
 	bundle := testBundle(t, nil)
 	// No rootfs: the mount fails before any mount(2).
 	_, err := Run(context.Background(), Request{Stage: CreateContainer, State: stateOf("web1", bundle, 1),
-		Config: fetcher.Config{RunDir: runDir}})
+		Config: testConfig(runDir)})
 	if !errors.Is(err, ErrMount) {
 		t.Fatalf("err = %v, want ErrMount", err)
 	}
@@ -314,7 +343,7 @@ func TestSweep(t *testing.T) {
 func TestMountWithoutCreateRuntime(t *testing.T) {
 	runDir := t.TempDir()
 	st := strings.NewReader(`{"id":"web1","status":"creating","pid":1,"bundle":"/b","annotations":{"credentialspec":"/s.json"}}`)
-	_, err := Run(context.Background(), Request{Stage: CreateContainer, State: st, Config: fetcher.Config{RunDir: runDir}})
+	_, err := Run(context.Background(), Request{Stage: CreateContainer, State: st, Config: testConfig(runDir)})
 	want := "container web1: labelled container without a ticket: " + runDir + " has no ticket directory"
 	if err == nil || err.Error() != want || !errors.Is(err, ErrNoTicket) {
 		t.Errorf("err = %v\nwant  %s", err, want)

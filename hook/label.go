@@ -28,7 +28,7 @@ func (r *Request) find(ctx context.Context, st *container.State, cfg *container.
 	if err != nil {
 		return container.Label{}, err
 	}
-	return container.Label{Source: labels[container.Key], Origin: container.FromContainerd}, nil
+	return container.Label{Source: labels[container.Key], Origin: container.FromContainerd, Labels: labels}, nil
 }
 
 // DefaultContainerdAddress is containerd's socket when no other is known.

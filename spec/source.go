@@ -174,6 +174,12 @@ func Load(ctx context.Context, src Source, remote Remote) (*CredSpec, error) {
 	if err != nil {
 		return nil, err
 	}
+	return Decode(src, b)
+}
+
+// Decode parses the credential spec read from src and checks it against
+// the source's prefix.
+func Decode(src Source, b []byte) (*CredSpec, error) {
 	cs, err := Parse(b)
 	if err != nil {
 		return nil, fmt.Errorf("credential spec %s: %w", src.Raw, err)
@@ -194,24 +200,45 @@ var ErrInsecureFile = errors.New("secret file is readable by others")
 // the one running gmsa-hook.
 var ErrForeignFile = errors.New("secret file belongs to another user")
 
+// ErrNotRegular marks a source that is not a regular file (a FIFO, a
+// device, a directory): reading one could block past the hook's deadline
+// or have side effects.
+var ErrNotRegular = errors.New("not a regular file")
+
+// openFlags open a file without blocking on a FIFO and without giving the
+// opened file to a child.
+const openFlags = os.O_RDONLY | syscall.O_NONBLOCK | syscall.O_CLOEXEC
+
+// readFile reads a local file that root's operator named (a flag, the
+// configuration): symlinks are followed, but only a regular file is read.
 func readFile(path string, secret bool) ([]byte, error) {
-	f, err := os.Open(path)
+	f, err := os.OpenFile(path, openFlags, 0)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
+	return readOpened(f, path, secret)
+}
+
+// readOpened checks what f is (a regular file; for a secret, private to
+// its owner, root or the user running gmsa-hook) and reads at most MaxSize
+// bytes of it. name is how messages call it.
+func readOpened(f *os.File, name string, secret bool) ([]byte, error) {
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: %w", name, ErrNotRegular)
+	}
 	if secret {
-		fi, err := f.Stat()
-		if err != nil {
-			return nil, err
-		}
 		if fi.Mode().Perm()&0o077 != 0 {
-			return nil, fmt.Errorf("%s: %w (mode %04o)", path, ErrInsecureFile, fi.Mode().Perm())
+			return nil, fmt.Errorf("%s: %w (mode %04o)", name, ErrInsecureFile, fi.Mode().Perm())
 		}
 		// Owned by root or by whoever runs gmsa-hook: another user who
 		// owns the file could swap the reader's identity.
 		if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Uid != 0 && int(st.Uid) != os.Geteuid() {
-			return nil, fmt.Errorf("%s: %w (uid %d)", path, ErrForeignFile, st.Uid)
+			return nil, fmt.Errorf("%s: %w (uid %d)", name, ErrForeignFile, st.Uid)
 		}
 	}
 	b, err := io.ReadAll(io.LimitReader(f, MaxSize+1))
@@ -219,7 +246,7 @@ func readFile(path string, secret bool) ([]byte, error) {
 		return nil, err
 	}
 	if len(b) > MaxSize {
-		return nil, fmt.Errorf("%s: larger than %d bytes", path, MaxSize)
+		return nil, fmt.Errorf("%s: larger than %d bytes", name, MaxSize)
 	}
 	return b, nil
 }

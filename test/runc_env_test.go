@@ -189,6 +189,7 @@ func newHookEnv(t testing.TB, d *Domain, extra map[string]any) hookEnv {
 	cfg := baseConfig(d)
 	env := hookEnv{runDir: filepath.Join(dir, "run"), log: filepath.Join(dir, "hook.log")}
 	cfg["run_dir"], cfg["log_file"] = env.runDir, env.log
+	cfg["policy"] = testPolicy(d)
 	for k, v := range extra {
 		cfg[k] = v
 	}
@@ -201,6 +202,16 @@ func newHookEnv(t testing.TB, d *Domain, extra map[string]any) hookEnv {
 		t.Fatal(err)
 	}
 	return env
+}
+
+// testPolicy lets labels name the test domain's credential specs and
+// secrets where setup-domain.sh keeps them.
+func testPolicy(d *Domain) map[string]any {
+	return map[string]any{
+		"credspec_dirs": []string{filepath.Join(d.Dir, "credspecs")},
+		"secret_dirs":   []string{d.Dir},
+		"domains":       []string{d.DNSDomain},
+	}
 }
 
 // bundle makes an OCI bundle for c, sharing the host's network namespace

@@ -23,6 +23,9 @@ const (
 type Label struct {
 	Source string
 	Origin string
+	// Labels are all the Docker or containerd labels of the container,
+	// when the source came from them (the policy may match on them).
+	Labels map[string]string
 }
 
 // LabelFromFiles looks for the credential spec where files say it, cheapest
@@ -33,10 +36,10 @@ type Label struct {
 // says so) that has none of these: only containerd knows its labels.
 func LabelFromFiles(st *State, cfg *Config) (lab Label, decided bool, err error) {
 	if v := st.Annotations[Key]; v != "" {
-		return Label{v, FromState}, true, nil
+		return Label{Source: v, Origin: FromState}, true, nil
 	}
 	if v := cfg.Annotations[Key]; v != "" {
-		return Label{v, FromConfig}, true, nil
+		return Label{Source: v, Origin: FromConfig}, true, nil
 	}
 	if dir, ok := dockerContainerDir(cfg); ok {
 		labels, found, err := dockerLabels(dir, st.ID)
@@ -45,7 +48,7 @@ func LabelFromFiles(st *State, cfg *Config) (lab Label, decided bool, err error)
 		}
 		if found {
 			// Docker keeps its labels out of containerd: do not ask it.
-			return Label{labels[Key], FromDocker}, true, nil
+			return Label{Source: labels[Key], Origin: FromDocker, Labels: labels}, true, nil
 		}
 	}
 	if _, ok := ContainerdNamespace(st.Bundle, st.ID); ok {
