@@ -11,6 +11,7 @@ import (
 	"github.com/gmsa-hook/gmsa-hook/hook/container"
 	"github.com/gmsa-hook/gmsa-hook/install"
 	"github.com/gmsa-hook/gmsa-hook/spec"
+	"github.com/gmsa-hook/gmsa-hook/spec/policy"
 )
 
 // hint pairs a condition with what an operator can do about it. The list is
@@ -21,6 +22,10 @@ type hint struct {
 }
 
 var hintTable = []hint{
+	{policy.ErrRefused, "put the credential spec in /etc/gmsa-hook/credspecs and label the container credentialspec=file://NAME.json, or allow what was asked in the config file's \"policy\" (gmsa-hook policy check shows the decision; see docs/security.md)"},
+	{spec.ErrOutside, "name a file inside the directory: file://NAME.json, no \"..\" and no symlink that points out of it"},
+	{spec.ErrUntrustedDir, "make the directory root's and writable by root only: chown root DIR && chmod 755 DIR"},
+	{spec.ErrNotRegular, "a credential spec or secret must be a regular file, not a FIFO, a device or a directory"},
 	{spec.ErrMalformed, "check the credential spec against the CredSpec format (CmsPlugins, DomainJoinConfig, ActiveDirectoryConfig.GroupManagedServiceAccounts)"},
 	{spec.ErrInsecureFile, "make the secret file readable by its owner only: chmod 600 FILE"},
 	{spec.ErrForeignFile, "the secret file must belong to root: chown root FILE"},

@@ -15,13 +15,18 @@ Usage:
     gmsa-hook fetch --credspec SOURCE --out PATH [--config FILE] [--krb5-conf FILE] [--keytab FILE] [--timeout D]
     gmsa-hook hook STAGE [--config FILE]     (called by the OCI runtime, state on stdin)
     gmsa-hook install --runtime runc --bundle DIR [--config FILE]
+    gmsa-hook policy check --credspec SOURCE [--config FILE] [--annotation K=V ...] [--label K=V ...] [--containerd-namespace NS]
 
 SOURCE is a credential spec: a path, file:///path, arn:aws:ssm:REGION:ACCOUNT:parameter/NAME
 or arn:aws:s3:::BUCKET/KEY, optionally prefixed credentialspec: or credentialspecdomainless:.
 
+A container's label is checked against the policy (README.md, docs/security.md):
+by default it may name only file://NAME.json in /etc/gmsa-hook/credspecs.
+
 Examples:
     gmsa-hook fetch --credspec /etc/gmsa/webapp01.json --out /tmp/krb5cc
     KRB5CCNAME=/tmp/krb5cc klist
+    gmsa-hook policy check --credspec file://webapp01.json --annotation io.kubernetes.cri.sandbox-namespace=payments
 `
 
 // exitError is a failure already reported.
@@ -40,6 +45,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = runHook(ctx, args[1:], stdin, stderr)
 	case "install":
 		err = runInstall(ctx, args[1:], stdout, stderr)
+	case "policy":
+		err = runPolicy(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
