@@ -105,7 +105,7 @@ func (f *fakeFetch) fetch(_ context.Context, req fetcher.Request) (*fetcher.Resu
 
 func TestCreateAndPoststop(t *testing.T) {
 	runDir := filepath.Join(t.TempDir(), "run")
-	bundle := testBundle(t, map[string]string{container.Key: specDir+"/webapp01.json"})
+	bundle := testBundle(t, map[string]string{container.Key: specDir + "/webapp01.json"})
 	f := &fakeFetch{expires: testNow.Add(10 * time.Hour)}
 	req := Request{Stage: CreateRuntime, Config: testConfig(runDir), ConfigPath: "/etc/gmsa-hook/config.json",
 		Fetch: f.fetch, Now: func() time.Time { return testNow }}
@@ -117,7 +117,7 @@ func TestCreateAndPoststop(t *testing.T) {
 	if !rep.Labelled || rep.Account != "webapp01$@CORP.EXAMPLE.TEST" || rep.Origin != container.FromConfig {
 		t.Errorf("report = %+v", rep)
 	}
-	if diff := cmp.Diff([]string{specDir+"/webapp01.json"}, f.calls); diff != "" {
+	if diff := cmp.Diff([]string{specDir + "/webapp01.json"}, f.calls); diff != "" {
 		t.Errorf("fetches (-want +got):\n%s", diff)
 	}
 	uid, gid := testUser()
@@ -153,7 +153,7 @@ func TestCreateAndPoststop(t *testing.T) {
 		t.Fatal(err)
 	}
 	start, _ := processStart(os.Getpid())
-	want := &Meta{ID: "web1", Bundle: bundle, Source: specDir+"/webapp01.json", Origin: container.FromConfig, Config: "/etc/gmsa-hook/config.json",
+	want := &Meta{ID: "web1", Bundle: bundle, Source: specDir + "/webapp01.json", Origin: container.FromConfig, Config: "/etc/gmsa-hook/config.json",
 		Account: "webapp01$", Realm: "CORP.EXAMPLE.TEST", UID: uid, GID: gid,
 		Created: testNow, Expires: testNow.Add(10 * time.Hour), Pid: os.Getpid(), PidStart: start}
 	if diff := cmp.Diff(want, m); diff != "" {
@@ -224,7 +224,7 @@ func TestUnlabelledRemovesStale(t *testing.T) {
 
 func TestFetchFailure(t *testing.T) {
 	runDir := t.TempDir()
-	bundle := testBundle(t, map[string]string{container.Key: specDir+"/webapp03.json"})
+	bundle := testBundle(t, map[string]string{container.Key: specDir + "/webapp03.json"})
 	// An old ticket of a container of the same name must go too.
 	if err := os.MkdirAll(filepath.Join(runDir, "containers", "3f2a1c0d9e8b7a6f5e4d3c2b1a0f9e8d7c6b5a4f3e2d1c0b9a8f7e6d5c4b3a2f", "krbdir"), 0o700); err != nil {
 		t.Fatal(err)

@@ -212,13 +212,13 @@ func TestARNPatterns(t *testing.T) {
 	f.cfg.Policy.CredSpecARNs = []string{"arn:aws:ssm:us-east-1:123456789012:parameter/gmsa/*", "arn:aws:s3:::specs-bucket/prod/*.json"}
 	c := New(f.cfg)
 	for arn, ok := range map[string]bool{
-		"arn:aws:ssm:us-east-1:123456789012:parameter/gmsa/webapp01":        true,
+		"arn:aws:ssm:us-east-1:123456789012:parameter/gmsa/webapp01":         true,
 		"credentialspec:arn:aws:ssm:us-east-1:123456789012:parameter/gmsa/a": true,
-		"arn:aws:ssm:us-east-1:123456789012:parameter/other/webapp01":       false,
-		"arn:aws:ssm:us-west-2:123456789012:parameter/gmsa/webapp01":        false,
-		"arn:aws:ssm:us-east-1:999999999999:parameter/gmsa/webapp01":        false,
-		"arn:aws:s3:::specs-bucket/prod/team/webapp01.json":                 true,
-		"arn:aws:s3:::specs-bucket/dev/webapp01.json":                       false,
+		"arn:aws:ssm:us-east-1:123456789012:parameter/other/webapp01":        false,
+		"arn:aws:ssm:us-west-2:123456789012:parameter/gmsa/webapp01":         false,
+		"arn:aws:ssm:us-east-1:999999999999:parameter/gmsa/webapp01":         false,
+		"arn:aws:s3:::specs-bucket/prod/team/webapp01.json":                  true,
+		"arn:aws:s3:::specs-bucket/dev/webapp01.json":                        false,
 	} {
 		_, err := c.Source(arn)
 		if (err == nil) != ok {
