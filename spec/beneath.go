@@ -44,7 +44,7 @@ func ReadBeneath(dir, name string, secret bool) ([]byte, error) {
 		var pe *fs.PathError
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
-			return nil, fmt.Errorf("%s: no such file", filepath.Join(dir, name))
+			return nil, fmt.Errorf("%s: %w", filepath.Join(dir, name), fs.ErrNotExist)
 		case errors.As(err, &pe) && strings.Contains(pe.Err.Error(), "escapes"):
 			return nil, fmt.Errorf("%s: %w %s", name, ErrOutside, dir)
 		}

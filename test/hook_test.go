@@ -224,9 +224,10 @@ func TestHookFailClosed(t *testing.T) {
 		want     string // after "gmsa-hook: error: container ID: "
 	}{
 		{name: "malformed credspec", credspec: malformed,
-			want: "read credential spec: credential spec " + malformed + ": malformed credential spec"},
-		{name: "missing credspec", credspec: "/nonexistent/webapp01.json",
-			want: "read credential spec: "},
+			config: map[string]any{"policy": map[string]any{"credspec_dirs": []string{filepath.Dir(malformed)}, "domains": []string{d.DNSDomain}}},
+			want:   "read credential spec: credential spec " + malformed + ": malformed credential spec"},
+		{name: "missing credspec", credspec: "file://absent.json",
+			want: "read credential spec: credential spec file://absent.json: " + filepath.Join(d.Dir, "credspecs", "absent.json") + ": file does not exist"},
 		{name: "gmsa not readable", credspec: d.Credspec("webapp03-domainless"),
 			want: `read password of gMSA "webapp03$" as "gmsa-reader@` + d.Realm + `" from ` + d.DCHost + `: not permitted to retrieve the managed password`},
 		{name: "dc down", credspec: d.Credspec("webapp01-domainless"),

@@ -270,7 +270,11 @@ func (env hookEnv) bundle(t testing.TB, c container) string {
 	if c.noHooks {
 		return dir
 	}
-	cmd := exec.Command(gmsaHook(t), "install", "--runtime", "runc", "--bundle", dir, "--config", env.config)
+	args := []string{"install", "--runtime", "runc", "--bundle", dir}
+	if env.config != "" {
+		args = append(args, "--config", env.config)
+	}
+	cmd := exec.Command(gmsaHook(t), args...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {

@@ -5,6 +5,13 @@
 //
 // Unknown keys are errors, and every error names the key. Defaults are
 // applied by the ...OrDefault methods, once, where a value is used.
+//
+// The quick path (cmd/gmsa-hook/internal/quick) imports this package and
+// must be initialised before crypto/tls and net/http: Go initialises
+// packages in import-path order as their imports are ready, so an import of
+// a package that sorts after "github.com/" and is not already needed
+// (net/url, path/filepath) would delay it. TestUnlabelledRunSkipsHeavyInit
+// guards this.
 package config
 
 import (
@@ -13,7 +20,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/url"
 	"os"
 	"reflect"
 	"slices"
@@ -272,8 +278,13 @@ func (c AWS) Validate() error {
 		if !slices.Contains(awsServices, k) {
 			return fmt.Errorf("aws: endpoints: unknown service %q; want ssm, s3 or secretsmanager", k)
 		}
-		u, err := url.Parse(v)
-		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		// A scheme and a host; package config stays free of net/url (see
+		// the package comment).
+		rest, ok := strings.CutPrefix(v, "https://")
+		if !ok {
+			rest, ok = strings.CutPrefix(v, "http://")
+		}
+		if host, _, _ := strings.Cut(rest, "/"); !ok || host == "" || strings.ContainsAny(host, " \t") {
 			return fmt.Errorf("aws: endpoints: %s: %q is not an http(s) URL", k, v)
 		}
 	}

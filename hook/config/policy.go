@@ -3,7 +3,7 @@ package config
 import (
 	"fmt"
 	"os"
-	"path/filepath"
+	"path"
 	"strings"
 )
 
@@ -114,17 +114,17 @@ func (p *Policy) SecretDirsOrDefault() []string {
 }
 
 // LoadPolicy reads a policy file: the same object as the "policy" key.
-func LoadPolicy(path string) (*Policy, error) {
-	b, err := os.ReadFile(path)
+func LoadPolicy(file string) (*Policy, error) {
+	b, err := os.ReadFile(file)
 	if err != nil {
 		return nil, err
 	}
 	var p Policy
 	if err := decodeStrict(b, &p); err != nil {
-		return nil, fmt.Errorf("%w: %s: %v", ErrConfig, path, err)
+		return nil, fmt.Errorf("%w: %s: %v", ErrConfig, file, err)
 	}
 	if err := p.validate(); err != nil {
-		return nil, fmt.Errorf("%w: %s: %v", ErrConfig, path, err)
+		return nil, fmt.Errorf("%w: %s: %v", ErrConfig, file, err)
 	}
 	return &p, nil
 }
@@ -135,7 +135,7 @@ func (p *Policy) validate() error {
 		dirs []string
 	}{{"credspec_dirs", p.CredSpecDirs}, {"secret_dirs", p.SecretDirs}} {
 		for _, d := range set.dirs {
-			if !filepath.IsAbs(d) || filepath.Clean(d) != d || d == "/" {
+			if !path.IsAbs(d) || path.Clean(d) != d || d == "/" {
 				return fmt.Errorf("key %q: %q is not a clean absolute directory other than /", set.key, d)
 			}
 		}

@@ -135,7 +135,7 @@ func TestLabels(t *testing.T) {
 		{name: "fifo", label: "file://fifo.json",
 			want: "credential spec file://fifo.json: " + f.specs + "/fifo.json: not a regular file"},
 		{name: "missing", label: "file://nope.json",
-			want: "credential spec file://nope.json: " + f.specs + "/nope.json: no such file"},
+			want: "credential spec file://nope.json: " + f.specs + "/nope.json: file does not exist"},
 		{name: "unconfigured domain", label: "file://evil-domain.json", refused: true,
 			want: `gMSA "webapp01" of attacker.example refused by policy: the domain is neither in the policy's "domains" nor a realm of ` + f.cfg.KRB5Conf},
 		{name: "secret outside the secret directory", label: "file://secret-outside.json", refused: true,
