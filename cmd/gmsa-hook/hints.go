@@ -49,6 +49,7 @@ var hintTable = []hint{
 	{hook.ErrStage, "use one of the stages gmsa-hook install writes: createRuntime, createContainer, poststop"},
 	{container.ErrBundle, "check the bundle's config.json: the hook reads root.path, annotations, process.user and linux.uidMappings"},
 	{hook.ErrRunDir, "set \"run_dir\" in the config file to an absolute path on a tmpfs, e.g. /run/gmsa-hook"},
+	{hook.ErrInUse, "the same container id runs from the same bundle path under two runtimes (runc --root, containerd namespaces): give each its own bundle directory, or delete the other container first"},
 	{hook.ErrNoTicket, "install the createRuntime hook next to createContainer (gmsa-hook install writes both)"},
 	{container.ErrUnmapped, "run the container as a user that linux.uidMappings and linux.gidMappings map to the host"},
 	{hook.ErrMount, "the image must have a directory, or nothing, at /var/credentials-fetcher/krbdir"},
