@@ -52,7 +52,7 @@ var hintTable = []hint{
 	{hook.ErrInUse, "the same container id runs from the same bundle path under two runtimes (runc --root, containerd namespaces): give each its own bundle directory, or delete the other container first"},
 	{hook.ErrNoTicket, "install the createRuntime hook next to createContainer (gmsa-hook install writes both)"},
 	{container.ErrUnmapped, "run the container as a user that linux.uidMappings and linux.gidMappings map to the host"},
-	{hook.ErrMount, "the image must have a directory, or nothing, at /var/credentials-fetcher/krbdir"},
+	{hook.ErrMount, "the image must have a directory, or nothing, at /var/credentials-fetcher/krbdir, on the rootfs's own filesystem (no symlink to /proc or /sys, no volume mounted on the path)"},
 	{hook.ErrContainerd, "pass the containerd socket to the hook entries (--containerd-address SOCKET), or give the container the credentialspec annotation"},
 	{install.ErrBundle, "give --bundle an OCI bundle directory with a config.json (runc spec makes one)"},
 	{install.ErrRuntime, "use --runtime runc (with --bundle) or --runtime podman (with --hooks-dir), or add the hooks to the runtime's configuration by hand (see README.md)"},
