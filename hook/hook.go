@@ -46,8 +46,8 @@ const (
 // Stages lists the stages in the order a runtime runs them.
 var Stages = container.Stages
 
-// ErrRunDir marks an unusable run_dir.
-var ErrRunDir = errors.New("unusable run directory")
+// ErrRunDir marks an unusable run_dir (container.ErrRunDir).
+var ErrRunDir = container.ErrRunDir
 
 // ErrNoTicket marks a labelled container that reached createContainer
 // without a ticket: the createRuntime (or prestart) hook did not run.
@@ -195,6 +195,9 @@ func (r *Request) create(ctx context.Context, st *container.State, rep *Report, 
 	_, err = os.Lstat(dir)
 	exists := err == nil
 	if exists {
+		if err := container.CheckRunDir(runDir); err != nil {
+			return err
+		}
 		// The directory of this container's own earlier stage, of an
 		// earlier container of the same name and bundle that is gone (both
 		// ours to replace), or of one that runs under another runtime.
@@ -317,6 +320,9 @@ func (r *Request) poststop(st *container.State, rep *Report, t time.Time) error 
 		return nil
 	}
 	rep.Labelled = true
+	if err := container.CheckRunDir(runDir); err != nil {
+		return err
+	}
 	if err := container.InUse(dir, st.Pid); err != nil {
 		return err
 	}

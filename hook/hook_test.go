@@ -459,3 +459,75 @@ func TestLiveOtherContainerKept(t *testing.T) {
 		t.Errorf("the victim's ticket: %v", err)
 	}
 }
+
+// TestRunDirChecked: a run directory, or its containers directory, that is
+// a symlink, writable by group or others, or another user's is refused with
+// one line naming it and the fix, and nothing is written or removed through
+// it.
+func TestRunDirChecked(t *testing.T) {
+	needRoot(t)
+	bundle := testBundle(t, map[string]string{container.Key: "/etc/gmsa/webapp01.json"})
+	tests := []struct {
+		name  string
+		setup func(t *testing.T, runDir, elsewhere string) (bad string)
+		want  string // $BAD is the refused directory
+	}{
+		{name: "run_dir a symlink", setup: func(t *testing.T, runDir, elsewhere string) string {
+			symlink(t, elsewhere, runDir)
+			return runDir
+		}, want: "unusable run directory: $BAD is a symlink: make it a directory, or remove it and gmsa-hook makes one"},
+		{name: "containers a symlink", setup: func(t *testing.T, runDir, elsewhere string) string {
+			mkdir(t, runDir)
+			symlink(t, elsewhere, filepath.Join(runDir, "containers"))
+			return filepath.Join(runDir, "containers")
+		}, want: "unusable run directory: $BAD is a symlink: make it a directory, or remove it and gmsa-hook makes one"},
+		{name: "run_dir world-writable", setup: func(t *testing.T, runDir, elsewhere string) string {
+			mkdir(t, runDir)
+			if err := os.Chmod(runDir, 0o777); err != nil {
+				t.Fatal(err)
+			}
+			return runDir
+		}, want: "unusable run directory: $BAD is writable by group or others (mode 0777): chmod 0711 $BAD"},
+		{name: "containers another user's", setup: func(t *testing.T, runDir, elsewhere string) string {
+			mkdir(t, filepath.Join(runDir, "containers"))
+			if err := os.Chown(filepath.Join(runDir, "containers"), 1000, 1000); err != nil {
+				t.Fatal(err)
+			}
+			return filepath.Join(runDir, "containers")
+		}, want: "unusable run directory: $BAD belongs to uid 1000: chown root $BAD"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			runDir, elsewhere := filepath.Join(t.TempDir(), "run"), t.TempDir()
+			bad := tt.setup(t, runDir, elsewhere)
+			// A container directory poststop would remove: where a symlink
+			// leads, else in the refused directory itself.
+			victim := container.Dir(runDir, "web1", bundle)
+			if fi, err := os.Lstat(bad); err == nil && fi.Mode()&os.ModeSymlink != 0 {
+				victim = filepath.Join(elsewhere, container.Name("web1", bundle))
+				if strings.HasSuffix(bad, "run") {
+					victim = filepath.Join(elsewhere, "containers", container.Name("web1", bundle))
+				}
+			}
+			mkdir(t, filepath.Join(victim, "krbdir"))
+			want := "container web1: " + strings.ReplaceAll(tt.want, "$BAD", bad)
+			f := &fakeFetch{expires: testNow.Add(time.Hour)}
+			for _, stage := range []Stage{CreateRuntime, Poststop} {
+				_, err := Run(context.Background(), Request{Stage: stage, State: stateOf("web1", bundle, 1<<22),
+					Config: fetcher.Config{RunDir: runDir}, Fetch: f.fetch, Now: func() time.Time { return testNow }})
+				if err == nil || err.Error() != want || !errors.Is(err, ErrRunDir) {
+					t.Errorf("%s: err = %v\nwant  %s", stage, err, want)
+				}
+			}
+			if container.QuickRun(Poststop, &container.State{ID: "web1", Bundle: bundle}, runDir) {
+				t.Error("quick poststop: done, want it left to the full run")
+			}
+			if entries, _ := os.ReadDir(filepath.Join(victim, "krbdir")); len(entries) != 0 {
+				t.Errorf("written through %s: %v", bad, entries)
+			}
+			if _, err := os.Stat(victim); err != nil {
+				t.Errorf("removed through %s: %v", bad, err)
+			}
+		})
+	}
+}

@@ -71,7 +71,8 @@ func ReadMeta(dir string) (*Meta, error) {
 	return &m, nil
 }
 
-// ensureRunDir makes <RunDir>/containers, root-owned 0711.
+// ensureRunDir makes <RunDir>/containers, root-owned 0711, and checks
+// what was there already (container.CheckRunDir).
 func ensureRunDir(runDir string) error {
 	for _, d := range []string{runDir, filepath.Join(runDir, container.ContainersDir)} {
 		err := os.Mkdir(d, 0o711)
@@ -81,11 +82,14 @@ func ensureRunDir(runDir string) error {
 		if err == nil {
 			// The umask may have taken the x bits.
 			if err := os.Chmod(d, 0o711); err != nil {
-				return err
+				return fmt.Errorf("make %s: %w", d, err)
 			}
 			continue
 		}
 		if !errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("make %s: %w", d, err)
+		}
+		if err := container.CheckRunDir(runDir); err != nil {
 			return err
 		}
 	}
@@ -96,7 +100,7 @@ func ensureRunDir(runDir string) error {
 // directory. On failure nothing is left.
 func place(runDir string, m *Meta, cache *ccache.Cache) (err error) {
 	if err := ensureRunDir(runDir); err != nil {
-		return fmt.Errorf("make %s: %w", runDir, err)
+		return err
 	}
 	dir := container.Dir(runDir, m.ID, m.Bundle)
 	// A directory left by an earlier container of the same name and bundle

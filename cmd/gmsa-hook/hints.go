@@ -48,7 +48,7 @@ var hintTable = []hint{
 	{container.ErrState, "gmsa-hook hook is run by the OCI runtime with the container state on stdin: add it to a bundle with gmsa-hook install"},
 	{hook.ErrStage, "use one of the stages gmsa-hook install writes: createRuntime, createContainer, poststop"},
 	{container.ErrBundle, "check the bundle's config.json: the hook reads root.path, annotations, process.user and linux.uidMappings"},
-	{hook.ErrRunDir, "set \"run_dir\" in the config file to an absolute path on a tmpfs, e.g. /run/gmsa-hook"},
+	{hook.ErrRunDir, "set \"run_dir\" in the config file to an absolute path on a tmpfs, e.g. /run/gmsa-hook: a directory of root's (0711), not a symlink, that nobody else can write"},
 	{hook.ErrInUse, "the same container id runs from the same bundle path under two runtimes (runc --root, containerd namespaces): give each its own bundle directory, or delete the other container first"},
 	{hook.ErrNoTicket, "install the createRuntime hook next to createContainer (gmsa-hook install writes both)"},
 	{container.ErrUnmapped, "run the container as a user that linux.uidMappings and linux.gidMappings map to the host"},

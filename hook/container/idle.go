@@ -27,7 +27,8 @@ func ReadConfig(bundle string) (*Config, error) {
 // tell, and nothing of it in the run directory, every stage has nothing to
 // do, which is what package hook concludes without asking containerd. At
 // poststop, a container's directory is removed, as package hook does,
-// unless another container's running process holds it. Any
+// unless the run directory is unusable or another container's running
+// process holds it. Any
 // doubt, or any error, is false: the full hook run decides, does the
 // stage, and reports what is wrong.
 func QuickRun(stage Stage, st *State, runDir string) bool {
@@ -53,7 +54,7 @@ func QuickRun(stage Stage, st *State, runDir string) bool {
 		// A directory another container's process holds is the full run's
 		// to keep and report.
 		dir := Dir(runDir, st.ID, st.Bundle)
-		return absent(dir) || (InUse(dir, st.Pid) == nil && Remove(runDir, st.ID, st.Bundle) == nil)
+		return absent(dir) || (CheckRunDir(runDir) == nil && InUse(dir, st.Pid) == nil && Remove(runDir, st.ID, st.Bundle) == nil)
 	}
 	return false
 }
