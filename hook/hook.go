@@ -4,7 +4,9 @@
 // label), and at each stage does its part:
 //
 //	createRuntime (or prestart)  fetch the ticket in the host namespaces and
-//	                             write it to <RunDir>/containers/<id>/krbdir
+//	                             write it to <RunDir>/containers/<name>/krbdir
+//	                             (<name> is the ID and a hash of the bundle
+//	                             path: container.Name)
 //	createContainer              bind that directory read-only onto
 //	                             /var/credentials-fetcher/krbdir in the rootfs
 //	poststop                     remove the container's directory
@@ -45,12 +47,16 @@ const (
 // Stages lists the stages in the order a runtime runs them.
 var Stages = container.Stages
 
-// ErrRunDir marks an unusable run_dir.
-var ErrRunDir = errors.New("unusable run directory")
+// ErrRunDir marks an unusable run_dir (container.ErrRunDir).
+var ErrRunDir = container.ErrRunDir
 
 // ErrNoTicket marks a labelled container that reached createContainer
 // without a ticket: the createRuntime (or prestart) hook did not run.
 var ErrNoTicket = errors.New("labelled container without a ticket")
+
+// ErrInUse marks a container directory that another container's running
+// process holds (container.ErrInUse).
+var ErrInUse = container.ErrInUse
 
 // ErrStage marks an unknown stage name.
 var ErrStage = errors.New("unknown hook stage")
@@ -188,11 +194,25 @@ func (r *Request) create(ctx context.Context, st *container.State, rep *Report, 
 	}
 	t = rep.step("label", t)
 	runDir := r.runDir()
+	dir := container.Dir(runDir, st.ID, st.Bundle)
+	_, err = os.Lstat(dir)
+	exists := err == nil
+	if exists {
+		if err := container.CheckRunDir(runDir); err != nil {
+			return err
+		}
+		// The directory of this container's own earlier stage, of an
+		// earlier container of the same name and bundle that is gone (both
+		// ours to replace), or of one that runs under another runtime.
+		if err := container.InUse(dir, st.Pid); err != nil {
+			return err
+		}
+	}
 	if lab.Source == "" {
 		// A directory of an earlier labelled container of the same name
 		// must not be mounted into this one.
-		if _, err := os.Lstat(container.Dir(runDir, st.ID)); err == nil {
-			if err := container.Remove(runDir, st.ID); err != nil {
+		if exists {
+			if err := container.Remove(runDir, st.ID, st.Bundle); err != nil {
 				return err
 			}
 		}
@@ -201,8 +221,8 @@ func (r *Request) create(ctx context.Context, st *container.State, rep *Report, 
 	rep.Labelled, rep.Source, rep.Origin = true, lab.Source, lab.Origin
 	// Both createRuntime and prestart may be configured: the second finds
 	// the ticket placed for this very process and keeps it.
-	if m, err := ReadMeta(runDir, st.ID); err == nil && st.Pid > 0 && m.Pid == st.Pid && m.Source == lab.Source {
-		if _, err := os.Stat(filepath.Join(container.TicketDir(runDir, st.ID), cacheFile)); err == nil {
+	if m, err := ReadMeta(dir); err == nil && st.Pid > 0 && m.Pid == st.Pid && m.Source == lab.Source {
+		if _, err := os.Stat(filepath.Join(dir, container.KrbDir, cacheFile)); err == nil {
 			rep.Skipped = "already fetched at an earlier stage"
 			rep.Account, rep.Owner, rep.Expires = m.Account+"@"+m.Realm, container.Owner{UID: m.UID, GID: m.GID}, m.Expires
 			return nil
@@ -215,7 +235,8 @@ func (r *Request) create(ctx context.Context, st *container.State, rep *Report, 
 	rep.Owner = owner
 	freq, rule, err := r.admit(ctx, st, cfg, lab)
 	if err != nil {
-		_ = container.Remove(runDir, st.ID)
+		// Refused: an old ticket of this name and bundle must not stay.
+		_ = container.Remove(runDir, st.ID, st.Bundle)
 		return err
 	}
 	rep.Rule = rule
@@ -227,7 +248,7 @@ func (r *Request) create(ctx context.Context, st *container.State, rep *Report, 
 	res, err := fetch(ctx, *freq)
 	if err != nil {
 		// A failed fetch of a new container must not leave an old ticket.
-		_ = container.Remove(runDir, st.ID)
+		_ = container.Remove(runDir, st.ID, st.Bundle)
 		return err
 	}
 	t = rep.step("fetch", t)
@@ -242,13 +263,13 @@ func (r *Request) create(ctx context.Context, st *container.State, rep *Report, 
 		Created: r.now().UTC(), Expires: res.Expires.UTC(), Pid: st.Pid,
 	}
 	if st.Pid > 0 {
-		m.PidStart, _ = processStart(st.Pid)
+		m.PidStart, _ = container.ProcessStart(st.Pid)
 	}
 	if err := place(runDir, m, res.Cache); err != nil {
 		return err
 	}
 	t = rep.step("write", t)
-	rep.Swept = sweep(runDir, st.ID, r.now())
+	rep.Swept = sweep(runDir, filepath.Base(dir), r.now())
 	rep.step("sweep", t)
 	return nil
 }
@@ -294,7 +315,7 @@ func (r *Request) admit(ctx context.Context, st *container.State, cfg *container
 // directory, since the container will not start.
 func (r *Request) mount(st *container.State, rep *Report, t time.Time) error {
 	runDir := r.runDir()
-	src := container.TicketDir(runDir, st.ID)
+	src := container.TicketDir(runDir, st.ID, st.Bundle)
 	if _, err := os.Lstat(src); err != nil {
 		if !errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("find ticket directory: %w", err)
@@ -326,20 +347,29 @@ func (r *Request) mount(st *container.State, rep *Report, t time.Time) error {
 		return nil
 	}()
 	if err != nil {
-		_ = container.Remove(runDir, st.ID)
+		_ = container.Remove(runDir, st.ID, st.Bundle)
 		return err
 	}
 	return nil
 }
 
-// poststop removes the container's directory; none is no error.
+// poststop removes the container's directory; none is no error. One that
+// another container's running process holds (the same ID and bundle under
+// another runtime) stays, and the error says so.
 func (r *Request) poststop(st *container.State, rep *Report, t time.Time) error {
 	runDir := r.runDir()
-	if _, err := os.Lstat(container.Dir(runDir, st.ID)); err != nil {
+	dir := container.Dir(runDir, st.ID, st.Bundle)
+	if _, err := os.Lstat(dir); err != nil {
 		return nil
 	}
 	rep.Labelled = true
-	if err := container.Remove(runDir, st.ID); err != nil {
+	if err := container.CheckRunDir(runDir); err != nil {
+		return err
+	}
+	if err := container.InUse(dir, st.Pid); err != nil {
+		return err
+	}
+	if err := container.Remove(runDir, st.ID, st.Bundle); err != nil {
 		return err
 	}
 	rep.step("remove", t)

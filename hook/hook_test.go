@@ -121,6 +121,10 @@ func TestCreateAndPoststop(t *testing.T) {
 		t.Errorf("fetches (-want +got):\n%s", diff)
 	}
 	uid, gid := testUser()
+	dir := container.Dir(runDir, "web1", bundle)
+	if want := filepath.Join(runDir, "containers", container.Name("web1", bundle)); dir != want || !strings.HasPrefix(filepath.Base(dir), "web1-") {
+		t.Fatalf("container directory %s, want %s, named web1-HASH", dir, want)
+	}
 	for _, c := range []struct {
 		path     string
 		mode     os.FileMode
@@ -128,10 +132,10 @@ func TestCreateAndPoststop(t *testing.T) {
 	}{
 		{runDir, os.ModeDir | 0o711, 0, 0},
 		{filepath.Join(runDir, "containers"), os.ModeDir | 0o711, 0, 0},
-		{filepath.Join(runDir, "containers", "web1"), os.ModeDir | 0o711, 0, 0},
-		{filepath.Join(runDir, "containers", "web1", "meta.json"), 0o600, 0, 0},
-		{filepath.Join(runDir, "containers", "web1", "krbdir"), os.ModeDir | 0o700, uid, gid},
-		{filepath.Join(runDir, "containers", "web1", "krbdir", "krb5cc"), 0o600, uid, gid},
+		{dir, os.ModeDir | 0o711, 0, 0},
+		{filepath.Join(dir, "meta.json"), 0o600, 0, 0},
+		{filepath.Join(dir, "krbdir"), os.ModeDir | 0o700, uid, gid},
+		{filepath.Join(dir, "krbdir", "krb5cc"), 0o600, uid, gid},
 	} {
 		fi, err := os.Stat(c.path)
 		if err != nil {
@@ -144,15 +148,15 @@ func TestCreateAndPoststop(t *testing.T) {
 			t.Errorf("%s: owner %d:%d, want %d:%d", c.path, st.Uid, st.Gid, c.uid, c.gid)
 		}
 	}
-	entries, _ := os.ReadDir(filepath.Join(runDir, "containers", "web1", "krbdir"))
+	entries, _ := os.ReadDir(filepath.Join(dir, "krbdir"))
 	if len(entries) != 1 {
 		t.Errorf("krbdir holds %d entries, want only krb5cc", len(entries))
 	}
-	m, err := ReadMeta(runDir, "web1")
+	m, err := ReadMeta(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	start, _ := processStart(os.Getpid())
+	start, _ := container.ProcessStart(os.Getpid())
 	want := &Meta{ID: "web1", Bundle: bundle, Source: specDir + "/webapp01.json", Origin: container.FromConfig, Config: "/etc/gmsa-hook/config.json",
 		Account: "webapp01$", Realm: "CORP.EXAMPLE.TEST", UID: uid, GID: gid,
 		Created: testNow, Expires: testNow.Add(10 * time.Hour), Pid: os.Getpid(), PidStart: start}
@@ -167,8 +171,12 @@ func TestCreateAndPoststop(t *testing.T) {
 		t.Errorf("prestart: skipped %q, err %v, %d fetches; want a skip", rep.Skipped, err, len(f.calls))
 	}
 
-	// A new container of the same name (another pid) fetches anew.
-	req.Stage, req.State = CreateRuntime, stateOf("web1", bundle, 1)
+	// A new container of the same name (another pid), once the first is
+	// gone, fetches anew.
+	if err := os.WriteFile(filepath.Join(dir, "meta.json"), []byte(`{"pid":4194304}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	req.Stage, req.State = CreateRuntime, stateOf("web1", bundle, 1<<22+1)
 	if _, err := Run(context.Background(), req); err != nil || len(f.calls) != 2 {
 		t.Errorf("recreate: err %v, %d fetches; want 2", err, len(f.calls))
 	}
@@ -177,7 +185,7 @@ func TestCreateAndPoststop(t *testing.T) {
 	if _, err := Run(context.Background(), req); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(filepath.Join(runDir, "containers", "web1")); !errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("container directory after poststop: %v", err)
 	}
 	// Twice is fine.
@@ -208,16 +216,17 @@ func TestUnlabelled(t *testing.T) {
 
 func TestUnlabelledRemovesStale(t *testing.T) {
 	runDir := t.TempDir()
-	stale := filepath.Join(runDir, "containers", "web1", "krbdir")
+	bundle := testBundle(t, nil)
+	stale := container.TicketDir(runDir, "web1", bundle)
 	if err := os.MkdirAll(stale, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	_, err := Run(context.Background(), Request{Stage: CreateRuntime, State: stateOf("web1", testBundle(t, nil), 1),
+	_, err := Run(context.Background(), Request{Stage: CreateRuntime, State: stateOf("web1", bundle, 1),
 		Config: testConfig(runDir), Fetch: (&fakeFetch{}).fetch})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(filepath.Join(runDir, "containers", "web1")); !errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(filepath.Dir(stale)); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("stale directory kept: %v", err)
 	}
 }
@@ -226,7 +235,7 @@ func TestFetchFailure(t *testing.T) {
 	runDir := t.TempDir()
 	bundle := testBundle(t, map[string]string{container.Key: specDir + "/webapp03.json"})
 	// An old ticket of a container of the same name must go too.
-	if err := os.MkdirAll(filepath.Join(runDir, "containers", "3f2a1c0d9e8b7a6f5e4d3c2b1a0f9e8d7c6b5a4f3e2d1c0b9a8f7e6d5c4b3a2f", "krbdir"), 0o700); err != nil {
+	if err := os.MkdirAll(container.TicketDir(runDir, "3f2a1c0d9e8b7a6f5e4d3c2b1a0f9e8d7c6b5a4f3e2d1c0b9a8f7e6d5c4b3a2f", bundle), 0o700); err != nil {
 		t.Fatal(err)
 	}
 	cause := &fetcher.Error{Step: `read password of gMSA "webapp03$" as "gmsa-reader@CORP.EXAMPLE.TEST"`, Server: "dc1.corp.example.test", Err: fetcher.ErrNotPermitted}
@@ -271,17 +280,17 @@ func TestRunErrors(t *testing.T) {
 
 func TestMountFailureRemoves(t *testing.T) {
 	runDir := t.TempDir()
-	if err := os.MkdirAll(filepath.Join(runDir, "containers", "web1", "krbdir"), 0o700); err != nil {
+	bundle := testBundle(t, nil)
+	if err := os.MkdirAll(container.TicketDir(runDir, "web1", bundle), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	bundle := testBundle(t, nil)
 	// No rootfs: the mount fails before any mount(2).
 	_, err := Run(context.Background(), Request{Stage: CreateContainer, State: stateOf("web1", bundle, 1),
 		Config: testConfig(runDir)})
 	if !errors.Is(err, ErrMount) {
 		t.Fatalf("err = %v, want ErrMount", err)
 	}
-	if _, err := os.Stat(filepath.Join(runDir, "containers", "web1")); !errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(container.Dir(runDir, "web1", bundle)); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("container directory kept after a failed mount: %v", err)
 	}
 }
@@ -304,7 +313,7 @@ func TestSweep(t *testing.T) {
 	old := testNow.Add(-time.Hour)
 	write := func(id string, m *Meta, mtime time.Time) {
 		t.Helper()
-		dir := container.Dir(runDir, id)
+		dir := filepath.Join(runDir, "containers", id)
 		if err := os.MkdirAll(filepath.Join(dir, "krbdir"), 0o700); err != nil {
 			t.Fatal(err)
 		}
@@ -318,7 +327,7 @@ func TestSweep(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	self, _ := processStart(os.Getpid())
+	self, _ := container.ProcessStart(os.Getpid())
 	write("gone", &Meta{ID: "gone", Pid: 1 << 22, Created: old}, old) // no such pid
 	write("reused", &Meta{ID: "reused", Pid: os.Getpid(), PidStart: self + 1, Created: old}, old)
 	write("alive", &Meta{ID: "alive", Pid: os.Getpid(), PidStart: self, Created: old}, old)
@@ -347,5 +356,207 @@ func TestMountWithoutCreateRuntime(t *testing.T) {
 	want := "container web1: labelled container without a ticket: " + runDir + " has no ticket directory"
 	if err == nil || err.Error() != want || !errors.Is(err, ErrNoTicket) {
 		t.Errorf("err = %v\nwant  %s", err, want)
+	}
+}
+
+// containerDirs maps each directory under <runDir>/containers to the bundle
+// its meta.json records.
+func containerDirs(t *testing.T, runDir string) map[string]string {
+	t.Helper()
+	entries, _ := os.ReadDir(filepath.Join(runDir, "containers"))
+	dirs := map[string]string{}
+	for _, e := range entries {
+		var m Meta
+		b, _ := os.ReadFile(filepath.Join(runDir, "containers", e.Name(), "meta.json"))
+		json.Unmarshal(b, &m)
+		dirs[e.Name()] = m.Bundle
+	}
+	return dirs
+}
+
+// TestSameIDTwoBundles: the same container ID under two runtimes (two runc
+// --root directories, two containerd namespaces) comes with two bundles;
+// each container has its own directory, and one's poststop, full or quick,
+// leaves the other's in place.
+func TestSameIDTwoBundles(t *testing.T) {
+	runDir := t.TempDir()
+	a := testBundle(t, map[string]string{container.Key: specDir+"/webapp01.json"})
+	b := testBundle(t, map[string]string{container.Key: specDir+"/webapp01.json"})
+	req := Request{Stage: CreateRuntime, Config: testConfig(runDir),
+		Fetch: (&fakeFetch{expires: testNow.Add(time.Hour)}).fetch, Now: func() time.Time { return testNow }}
+	for _, bundle := range []string{a, b} {
+		req.State = stateOf("web1", bundle, 1<<22)
+		if _, err := Run(context.Background(), req); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dirs := containerDirs(t, runDir)
+	if len(dirs) != 2 {
+		t.Fatalf("container directories: %v, want one per bundle", dirs)
+	}
+	for name, bundle := range dirs {
+		if !strings.HasPrefix(name, "web1-") {
+			t.Errorf("directory %s (bundle %s) does not start with the container ID", name, bundle)
+		}
+	}
+	// b's quick poststop, then its full one: a's directory stays.
+	if !container.QuickRun(Poststop, &container.State{ID: "web1", Bundle: b}, runDir) {
+		t.Error("quick poststop of b: not done")
+	}
+	req.Stage, req.State = Poststop, stateOf("web1", b, 0)
+	if _, err := Run(context.Background(), req); err != nil {
+		t.Fatal(err)
+	}
+	left := containerDirs(t, runDir)
+	if len(left) != 1 {
+		t.Fatalf("after b's poststop: %v, want a's directory only", left)
+	}
+	for name, bundle := range left {
+		if bundle != a {
+			t.Errorf("after b's poststop: %s holds bundle %s, want %s", name, bundle, a)
+		}
+		if _, err := os.Stat(filepath.Join(runDir, "containers", name, "krbdir", "krb5cc")); err != nil {
+			t.Errorf("a's ticket: %v", err)
+		}
+	}
+}
+
+// TestLiveOtherContainerKept: a directory whose meta.json names a running
+// process that is not the stage's container (the same ID and bundle under
+// another runtime) is neither removed by poststop, full or quick, nor
+// replaced or removed by another container's createRuntime.
+func TestLiveOtherContainerKept(t *testing.T) {
+	runDir := t.TempDir()
+	bundle := testBundle(t, map[string]string{container.Key: specDir+"/webapp01.json"})
+	unlabelled := testBundle(t, nil)
+	f := &fakeFetch{expires: testNow.Add(time.Hour)}
+	req := Request{Stage: CreateRuntime, Config: testConfig(runDir), Fetch: f.fetch, Now: func() time.Time { return testNow }}
+	// The victim: this test's process stands for its container's.
+	req.State = stateOf("web1", bundle, os.Getpid())
+	if _, err := Run(context.Background(), req); err != nil {
+		t.Fatal(err)
+	}
+	victim := containerDirs(t, runDir)
+	if len(victim) != 1 {
+		t.Fatalf("container directories: %v", victim)
+	}
+	var name string
+	for n := range victim {
+		name = n
+	}
+	dir := filepath.Join(runDir, "containers", name)
+	wantErr := fmt.Sprintf("container web1: ticket directory in use by another container: %s: its meta.json names process %d, which still runs", dir, os.Getpid())
+	if container.QuickRun(Poststop, &container.State{ID: "web1", Bundle: bundle}, runDir) {
+		t.Error("quick poststop: done, want it left to the full run")
+	}
+	for _, c := range []struct {
+		name  string
+		stage Stage
+		state *strings.Reader
+	}{
+		{"poststop", Poststop, stateOf("web1", bundle, 0)},
+		{"createRuntime of another labelled container", CreateRuntime, stateOf("web1", bundle, 1<<22)},
+	} {
+		req.Stage, req.State = c.stage, c.state
+		_, err := Run(context.Background(), req)
+		if err == nil || err.Error() != wantErr || !errors.Is(err, ErrInUse) {
+			t.Errorf("%s: err = %v\nwant  %s", c.name, err, wantErr)
+		}
+	}
+	// The same bundle path, now without the label: its createRuntime
+	// would remove the directory as a leftover.
+	b, err := os.ReadFile(filepath.Join(unlabelled, "config.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(bundle, "config.json"), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Run(context.Background(), Request{Stage: CreateRuntime, State: stateOf("web1", bundle, 1<<22),
+		Config: testConfig(runDir), Fetch: f.fetch})
+	if err == nil || err.Error() != wantErr || !errors.Is(err, ErrInUse) {
+		t.Errorf("createRuntime of an unlabelled container: err = %v\nwant  %s", err, wantErr)
+	}
+	if len(f.calls) != 1 {
+		t.Errorf("fetched %d times, want once (the victim)", len(f.calls))
+	}
+	var m Meta
+	if b, err := os.ReadFile(filepath.Join(dir, "meta.json")); err != nil || json.Unmarshal(b, &m) != nil || m.Pid != os.Getpid() {
+		t.Errorf("the victim's meta.json: %+v, %v", m, err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "krbdir", "krb5cc")); err != nil {
+		t.Errorf("the victim's ticket: %v", err)
+	}
+}
+
+// TestRunDirChecked: a run directory, or its containers directory, that is
+// a symlink, writable by group or others, or another user's is refused with
+// one line naming it and the fix, and nothing is written or removed through
+// it.
+func TestRunDirChecked(t *testing.T) {
+	needRoot(t)
+	bundle := testBundle(t, map[string]string{container.Key: specDir+"/webapp01.json"})
+	tests := []struct {
+		name  string
+		setup func(t *testing.T, runDir, elsewhere string) (bad string)
+		want  string // $BAD is the refused directory
+	}{
+		{name: "run_dir a symlink", setup: func(t *testing.T, runDir, elsewhere string) string {
+			symlink(t, elsewhere, runDir)
+			return runDir
+		}, want: "unusable run directory: $BAD is a symlink: make it a directory, or remove it and gmsa-hook makes one"},
+		{name: "containers a symlink", setup: func(t *testing.T, runDir, elsewhere string) string {
+			mkdir(t, runDir)
+			symlink(t, elsewhere, filepath.Join(runDir, "containers"))
+			return filepath.Join(runDir, "containers")
+		}, want: "unusable run directory: $BAD is a symlink: make it a directory, or remove it and gmsa-hook makes one"},
+		{name: "run_dir world-writable", setup: func(t *testing.T, runDir, elsewhere string) string {
+			mkdir(t, runDir)
+			if err := os.Chmod(runDir, 0o777); err != nil {
+				t.Fatal(err)
+			}
+			return runDir
+		}, want: "unusable run directory: $BAD is writable by group or others (mode 0777): chmod 0711 $BAD"},
+		{name: "containers another user's", setup: func(t *testing.T, runDir, elsewhere string) string {
+			mkdir(t, filepath.Join(runDir, "containers"))
+			if err := os.Chown(filepath.Join(runDir, "containers"), 1000, 1000); err != nil {
+				t.Fatal(err)
+			}
+			return filepath.Join(runDir, "containers")
+		}, want: "unusable run directory: $BAD belongs to uid 1000: chown root $BAD"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			runDir, elsewhere := filepath.Join(t.TempDir(), "run"), t.TempDir()
+			bad := tt.setup(t, runDir, elsewhere)
+			// A container directory poststop would remove: where a symlink
+			// leads, else in the refused directory itself.
+			victim := container.Dir(runDir, "web1", bundle)
+			if fi, err := os.Lstat(bad); err == nil && fi.Mode()&os.ModeSymlink != 0 {
+				victim = filepath.Join(elsewhere, container.Name("web1", bundle))
+				if strings.HasSuffix(bad, "run") {
+					victim = filepath.Join(elsewhere, "containers", container.Name("web1", bundle))
+				}
+			}
+			mkdir(t, filepath.Join(victim, "krbdir"))
+			want := "container web1: " + strings.ReplaceAll(tt.want, "$BAD", bad)
+			f := &fakeFetch{expires: testNow.Add(time.Hour)}
+			for _, stage := range []Stage{CreateRuntime, Poststop} {
+				_, err := Run(context.Background(), Request{Stage: stage, State: stateOf("web1", bundle, 1<<22),
+					Config: testConfig(runDir), Fetch: f.fetch, Now: func() time.Time { return testNow }})
+				if err == nil || err.Error() != want || !errors.Is(err, ErrRunDir) {
+					t.Errorf("%s: err = %v\nwant  %s", stage, err, want)
+				}
+			}
+			if container.QuickRun(Poststop, &container.State{ID: "web1", Bundle: bundle}, runDir) {
+				t.Error("quick poststop: done, want it left to the full run")
+			}
+			if entries, _ := os.ReadDir(filepath.Join(victim, "krbdir")); len(entries) != 0 {
+				t.Errorf("written through %s: %v", bad, entries)
+			}
+			if _, err := os.Stat(victim); err != nil {
+				t.Errorf("removed through %s: %v", bad, err)
+			}
+		})
 	}
 }

@@ -6,6 +6,7 @@ package hook
 import (
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -25,9 +26,12 @@ var ErrMount = errors.New("cannot mount the ticket directory")
 // host never sees the mount, so there is nothing to unmount later.
 //
 // The mount point is resolved inside the rootfs (openat2 RESOLVE_IN_ROOT:
-// a symlink in the image cannot lead out of it), created when missing (an
-// empty directory in the container's writable layer), and mounted through
-// its /proc/self/fd path so the kernel mounts on exactly what was resolved.
+// a symlink in the image cannot lead out of it) and on the rootfs's own
+// mount (RESOLVE_NO_XDEV: a symlink to /proc/sys or a volume mounted on
+// /var cannot make the ticket hide part of another filesystem, nor a
+// directory be made there), created when missing (an empty directory in
+// the container's writable layer), and mounted through its /proc/self/fd
+// path so the kernel mounts on exactly what was resolved.
 func mountTicketDir(src, rootfs string) error {
 	fail := func(step string, err error) error {
 		return fmt.Errorf("%w onto %s in %s: %s: %w", ErrMount, MountPoint, rootfs, step, err)
@@ -54,7 +58,7 @@ func mountTicketDir(src, rootfs string) error {
 	}
 	// Reopen through the new mount: the read-only remount must name the
 	// mount's root, and it must be our bind, not something else.
-	mounted, err := openInRoot(root, rel)
+	mounted, err := reopenMountPoint(root, rel)
 	if err != nil {
 		return fail("reopen mount point", err)
 	}
@@ -78,26 +82,114 @@ func mountTicketDir(src, rootfs string) error {
 
 func fdPath(fd int) string { return "/proc/self/fd/" + strconv.Itoa(fd) }
 
+// openat2 is unix.Openat2; a test stands in a kernel without it.
+var openat2 = unix.Openat2
+
+// inRoot resolves path as if root were "/": symlinks and ".." stay inside
+// root, and /proc magic links are refused.
+const inRoot = unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS
+
 // openInRoot opens a directory as an O_PATH file, resolving path as if
-// root were "/": symlinks and ".." stay inside root.
+// root were "/" (symlinks and ".." stay inside root) and without leaving
+// root's mount: a path that reaches another filesystem, or a bind mount,
+// is an error naming the first element that does.
 func openInRoot(root int, path string) (int, error) {
-	fd, err := unix.Openat2(root, path, &unix.OpenHow{
+	fd, err := openat2(root, path, &unix.OpenHow{
 		Flags:   unix.O_PATH | unix.O_DIRECTORY | unix.O_CLOEXEC,
-		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS,
+		Resolve: inRoot | unix.RESOLVE_NO_XDEV,
 	})
 	if errors.Is(err, unix.ENOSYS) {
 		return openNoSymlinks(root, path)
 	}
+	if errors.Is(err, unix.EXDEV) {
+		return -1, crossing(root, path)
+	}
 	return fd, err
 }
 
+// crossing names the first element of path whose resolution leaves
+// root's mount.
+func crossing(root int, path string) error {
+	elems := strings.Split(filepath.Clean(path), "/")
+	prefix := path
+	for i := range elems {
+		p := strings.Join(elems[:i+1], "/")
+		fd, err := openat2(root, p, &unix.OpenHow{Flags: unix.O_PATH | unix.O_CLOEXEC, Resolve: inRoot | unix.RESOLVE_NO_XDEV})
+		if err == nil {
+			unix.Close(fd)
+			continue
+		}
+		if errors.Is(err, unix.EXDEV) {
+			prefix = p
+		}
+		break
+	}
+	return crossesMount(prefix)
+}
+
+func crossesMount(path string) error {
+	return fmt.Errorf("/%s crosses a mount inside the rootfs: %w", path, unix.EXDEV)
+}
+
+// reopenMountPoint opens the mount point once the ticket directory is
+// bound there: as openInRoot, except that the last element may, and
+// should, lead into that mount (the caller checks that it is the bind).
+func reopenMountPoint(root int, path string) (int, error) {
+	fd, err := openat2(root, path, &unix.OpenHow{
+		Flags:   unix.O_PATH | unix.O_DIRECTORY | unix.O_CLOEXEC,
+		Resolve: inRoot,
+	})
+	if !errors.Is(err, unix.ENOSYS) {
+		return fd, err
+	}
+	// Without openat2 no element is a symlink: open the parent, checked,
+	// and the last element in it.
+	parent, err := openNoSymlinks(root, filepath.Dir(path))
+	if err != nil {
+		return -1, err
+	}
+	defer unix.Close(parent)
+	return unix.Openat(parent, filepath.Base(path), unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+}
+
+// mountID names the mount an open file is on: its device, and the mount
+// ID of /proc/self/fdinfo (Linux 3.15), which tells a bind mount of the
+// same filesystem apart too.
+type mountID struct {
+	dev uint64
+	id  string
+}
+
+func mountOf(fd int) (mountID, error) {
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return mountID{}, err
+	}
+	b, err := os.ReadFile("/proc/self/fdinfo/" + strconv.Itoa(fd))
+	if err != nil {
+		return mountID{}, err
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "mnt_id:"); ok {
+			return mountID{dev: st.Dev, id: strings.TrimSpace(v)}, nil
+		}
+	}
+	return mountID{}, errors.New("no mnt_id in /proc/self/fdinfo")
+}
+
 // openNoSymlinks is openInRoot for kernels before 5.6 (no openat2): it
-// walks one element at a time and refuses any symlink on the way.
+// walks one element at a time, refuses any symlink on the way, and checks
+// that each element is on root's mount.
 func openNoSymlinks(root int, path string) (int, error) {
+	rootMount, err := mountOf(root)
+	if err != nil {
+		return -1, err
+	}
 	fd, err := unix.Dup(root)
 	if err != nil {
 		return -1, err
 	}
+	var walked []string
 	for _, elem := range strings.Split(path, "/") {
 		if elem == "" || elem == "." {
 			continue
@@ -115,6 +207,16 @@ func openNoSymlinks(root int, path string) (int, error) {
 			return -1, err
 		}
 		fd = next
+		walked = append(walked, elem)
+		m, err := mountOf(fd)
+		if err != nil {
+			unix.Close(fd)
+			return -1, err
+		}
+		if m != rootMount {
+			unix.Close(fd)
+			return -1, crossesMount(strings.Join(walked, "/"))
+		}
 	}
 	return fd, nil
 }

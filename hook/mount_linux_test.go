@@ -2,9 +2,11 @@ package hook
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 
@@ -177,4 +179,151 @@ func symlink(t *testing.T, old, new string) {
 	if err := os.Symlink(old, new); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// inMountNS runs f on a thread of its own in a private mount namespace, as
+// the createContainer stage runs in the container's; the namespace and its
+// mounts end with the thread.
+func inMountNS(t *testing.T, f func() error) {
+	t.Helper()
+	errc := make(chan error, 1)
+	go func() {
+		// Never unlocked: the thread ends with the goroutine.
+		runtime.LockOSThread()
+		errc <- func() error {
+			if err := unix.Unshare(unix.CLONE_NEWNS); err != nil {
+				return err
+			}
+			if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
+				return err
+			}
+			return f()
+		}()
+	}()
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// mountsUnder lists the mount points of this thread's namespace at or
+// under dir.
+func mountsUnder(dir string) ([]string, error) {
+	b, err := os.ReadFile("/proc/thread-self/mountinfo")
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(l); len(f) > 4 && (f[4] == dir || strings.HasPrefix(f[4], dir+"/")) {
+			out = append(out, f[4])
+		}
+	}
+	return out, nil
+}
+
+// TestMountRefusesOtherFilesystems: a mount point that resolves onto
+// another filesystem inside the rootfs (procfs through a symlink in the
+// image, a volume mounted on /var) is refused, with openat2 and with the
+// walk of kernels without it: nothing is mounted, nothing is made there.
+func TestMountRefusesOtherFilesystems(t *testing.T) {
+	needRoot(t)
+	tests := []struct {
+		name  string
+		setup func(rootfs string) error // in the test's mount namespace
+		want  string                    // after "... in ROOTFS: "
+		walk  string                    // the walk's error, when it differs
+		other string                    // a directory of the other filesystem, which must stay as it was
+	}{
+		{name: "symlink to procfs", setup: func(rootfs string) error {
+			for _, d := range []string{"proc", "var/credentials-fetcher"} {
+				if err := os.MkdirAll(filepath.Join(rootfs, d), 0o755); err != nil {
+					return err
+				}
+			}
+			if err := os.Symlink("/proc/sys/kernel", filepath.Join(rootfs, "var/credentials-fetcher/krbdir")); err != nil {
+				return err
+			}
+			return unix.Mount("proc", filepath.Join(rootfs, "proc"), "proc", 0, "")
+		}, want: "make mount point: /var/credentials-fetcher/krbdir crosses a mount inside the rootfs: invalid cross-device link", other: "proc/sys/kernel",
+			walk: `make mount point: "krbdir" is not a directory (symlinks are refused on kernels without openat2): not a directory`},
+		{name: "parent symlink to procfs", setup: func(rootfs string) error {
+			for _, d := range []string{"proc", "var"} {
+				if err := os.MkdirAll(filepath.Join(rootfs, d), 0o755); err != nil {
+					return err
+				}
+			}
+			if err := os.Symlink("/proc/sys/kernel", filepath.Join(rootfs, "var/credentials-fetcher")); err != nil {
+				return err
+			}
+			return unix.Mount("proc", filepath.Join(rootfs, "proc"), "proc", 0, "")
+		}, want: "make mount point: /var/credentials-fetcher crosses a mount inside the rootfs: invalid cross-device link", other: "proc/sys/kernel",
+			walk: `make mount point: "credentials-fetcher" is not a directory (symlinks are refused on kernels without openat2): not a directory`},
+		{name: "tmpfs on /var", setup: func(rootfs string) error {
+			if err := os.MkdirAll(filepath.Join(rootfs, "var"), 0o755); err != nil {
+				return err
+			}
+			return unix.Mount("tmpfs", filepath.Join(rootfs, "var"), "tmpfs", 0, "size=1m")
+		}, want: "make mount point: /var crosses a mount inside the rootfs: invalid cross-device link", other: "var"},
+	}
+	for _, walk := range []string{"openat2", "no openat2"} {
+		for _, tt := range tests {
+			t.Run(walk+"/"+tt.name, func(t *testing.T) {
+				if walk == "no openat2" {
+					openat2 = func(int, string, *unix.OpenHow) (int, error) { return -1, unix.ENOSYS }
+					t.Cleanup(func() { openat2 = unix.Openat2 })
+				}
+				src, rootfs := t.TempDir(), t.TempDir()
+				if err := os.WriteFile(filepath.Join(src, "krb5cc"), []byte("ticket"), 0o600); err != nil {
+					t.Fatal(err)
+				}
+				inMountNS(t, func() error {
+					if err := tt.setup(rootfs); err != nil {
+						return err
+					}
+					other := filepath.Join(rootfs, tt.other)
+					before, _ := os.ReadDir(other)
+					mounts, err := mountsUnder(rootfs)
+					if err != nil {
+						return err
+					}
+					err = mountTicketDir(src, rootfs)
+					want := "cannot mount the ticket directory onto /var/credentials-fetcher/krbdir in " + rootfs + ": " + tt.want
+					if walk == "no openat2" && tt.walk != "" {
+						want = "cannot mount the ticket directory onto /var/credentials-fetcher/krbdir in " + rootfs + ": " + tt.walk
+					}
+					if err == nil || err.Error() != want || !errors.Is(err, ErrMount) {
+						t.Errorf("err = %v\nwant  %s", err, want)
+					}
+					if after, _ := mountsUnder(rootfs); !slices.Equal(mounts, after) {
+						t.Errorf("mounts under the rootfs: %v, want %v", after, mounts)
+					}
+					if after, _ := os.ReadDir(other); len(after) != len(before) {
+						t.Errorf("%s: %d entries, before %d", other, len(after), len(before))
+					}
+					return nil
+				})
+			})
+		}
+	}
+}
+
+// TestMountTicketDirWithoutOpenat2: the walk of kernels before 5.6 mounts
+// too, and finds its own bind when it reopens the mount point.
+func TestMountTicketDirWithoutOpenat2(t *testing.T) {
+	needRoot(t)
+	openat2 = func(int, string, *unix.OpenHow) (int, error) { return -1, unix.ENOSYS }
+	t.Cleanup(func() { openat2 = unix.Openat2 })
+	src, rootfs := t.TempDir(), t.TempDir()
+	if err := os.WriteFile(filepath.Join(src, "krb5cc"), []byte("ticket"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	inMountNS(t, func() error {
+		if err := mountTicketDir(src, rootfs); err != nil {
+			return err
+		}
+		if b, err := os.ReadFile(filepath.Join(rootfs, "var/credentials-fetcher/krbdir/krb5cc")); err != nil || string(b) != "ticket" {
+			return fmt.Errorf("the ticket through the mount: %q, %v", b, err)
+		}
+		return nil
+	})
 }

@@ -7,8 +7,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/gmsa-hook/gmsa-hook/fetcher/ccache"
@@ -20,10 +18,16 @@ import (
 //
 //	<RunDir>/                       root 0711
 //	<RunDir>/containers/            root 0711
-//	<RunDir>/containers/<id>/       root 0711
+//	<RunDir>/containers/<name>/     root 0711
 //	    meta.json                   root 0600: Meta
 //	    krbdir/                     container user 0700, bound onto
 //	        krb5cc                  container user 0600  /var/credentials-fetcher/krbdir
+//
+// <name> is container.Name: the container ID, a dash and 16 hex digits of
+// a hash of the bundle path and the ID (web1-3f2a1c0d9e8b7a6f), so that the
+// same ID under two runtimes (two runc --root directories, two containerd
+// namespaces), which comes with two bundles, gets two directories, and ls
+// still shows which container a directory is for.
 //
 // Only krbdir is mounted into the container, so meta.json never shows
 // there. The parents are 0711, not 0700: other users can pass through but
@@ -31,7 +35,7 @@ import (
 // unprivileged host user, can still reach krbdir to mount it.
 const (
 	cacheFile = "krb5cc"
-	metaFile  = "meta.json"
+	metaFile  = container.MetaFile
 )
 
 // Meta records one container's ticket for the renewer and garbage
@@ -53,20 +57,22 @@ type Meta struct {
 	PidStart uint64    `json:"pid_start,omitempty"` // /proc/<pid>/stat start time, against pid reuse
 }
 
-// ReadMeta reads a container's meta.json.
-func ReadMeta(runDir, id string) (*Meta, error) {
-	b, err := container.ReadSmall(filepath.Join(container.Dir(runDir, id), metaFile))
+// ReadMeta reads the meta.json of a container directory (container.Dir).
+func ReadMeta(dir string) (*Meta, error) {
+	file := filepath.Join(dir, metaFile)
+	b, err := container.ReadSmall(file)
 	if err != nil {
 		return nil, err
 	}
 	var m Meta
 	if err := json.Unmarshal(b, &m); err != nil {
-		return nil, fmt.Errorf("%s: %v", filepath.Join(container.Dir(runDir, id), metaFile), container.JSONProblem(err))
+		return nil, fmt.Errorf("%s: %v", file, container.JSONProblem(err))
 	}
 	return &m, nil
 }
 
-// ensureRunDir makes <RunDir>/containers, root-owned 0711.
+// ensureRunDir makes <RunDir>/containers, root-owned 0711, and checks
+// what was there already (container.CheckRunDir).
 func ensureRunDir(runDir string) error {
 	for _, d := range []string{runDir, filepath.Join(runDir, container.ContainersDir)} {
 		err := os.Mkdir(d, 0o711)
@@ -76,11 +82,14 @@ func ensureRunDir(runDir string) error {
 		if err == nil {
 			// The umask may have taken the x bits.
 			if err := os.Chmod(d, 0o711); err != nil {
-				return err
+				return fmt.Errorf("make %s: %w", d, err)
 			}
 			continue
 		}
 		if !errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("make %s: %w", d, err)
+		}
+		if err := container.CheckRunDir(runDir); err != nil {
 			return err
 		}
 	}
@@ -91,11 +100,12 @@ func ensureRunDir(runDir string) error {
 // directory. On failure nothing is left.
 func place(runDir string, m *Meta, cache *ccache.Cache) (err error) {
 	if err := ensureRunDir(runDir); err != nil {
-		return fmt.Errorf("make %s: %w", runDir, err)
+		return err
 	}
-	dir := container.Dir(runDir, m.ID)
-	// A directory left by an earlier container of the same name (one whose
-	// poststop never ran) is replaced.
+	dir := container.Dir(runDir, m.ID, m.Bundle)
+	// A directory left by an earlier container of the same name and bundle
+	// (one whose poststop never ran; create checked it is nobody's) is
+	// replaced.
 	if err := os.RemoveAll(dir); err != nil {
 		return fmt.Errorf("remove stale %s: %w", dir, err)
 	}
@@ -160,8 +170,9 @@ const sweepAge = 10 * time.Minute
 // createRuntime, and a killed runtime runs nothing. A directory goes when
 // its meta.json names a process that no longer exists (or another process
 // now holds its pid) and it is older than sweepAge, or when it has no
-// readable meta.json and is older than sweepAge. It returns what it
-// removed; errors are ignored, the next sweep tries again.
+// readable meta.json and is older than sweepAge. except is the directory
+// name of the container at hand. It returns the names it removed; errors
+// are ignored, the next sweep tries again.
 func sweep(runDir, except string, now time.Time) []string {
 	root := filepath.Join(runDir, container.ContainersDir)
 	entries, err := os.ReadDir(root)
@@ -170,54 +181,21 @@ func sweep(runDir, except string, now time.Time) []string {
 	}
 	var removed []string
 	for _, e := range entries {
-		id := e.Name()
-		if id == except || !e.IsDir() || !container.ValidID(id) {
+		name := e.Name()
+		if name == except || !e.IsDir() || !container.ValidID(name) {
 			continue
 		}
 		info, err := e.Info()
 		if err != nil || now.Sub(info.ModTime()) < sweepAge {
 			continue
 		}
-		m, err := ReadMeta(runDir, id)
-		if err == nil && (now.Sub(m.Created) < sweepAge || processAlive(m.Pid, m.PidStart)) {
+		m, err := ReadMeta(filepath.Join(root, name))
+		if err == nil && (now.Sub(m.Created) < sweepAge || container.ProcessAlive(m.Pid, m.PidStart)) {
 			continue
 		}
-		if os.RemoveAll(filepath.Join(root, id)) == nil {
-			removed = append(removed, id)
+		if os.RemoveAll(filepath.Join(root, name)) == nil {
+			removed = append(removed, name)
 		}
 	}
 	return removed
-}
-
-// processAlive reports whether pid still runs and is the process that was
-// recorded (same start time). A pid of 0 is unknown: alive.
-func processAlive(pid int, start uint64) bool {
-	if pid <= 0 {
-		return true
-	}
-	s, err := processStart(pid)
-	if err != nil {
-		return !errors.Is(err, fs.ErrNotExist)
-	}
-	return start == 0 || s == start
-}
-
-// processStart is field 22 of /proc/PID/stat: the start time in clock ticks
-// after boot, which with the pid names one process.
-func processStart(pid int) (uint64, error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0, err
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return 0, errors.New("bad /proc stat")
-	}
-	f := strings.Fields(s[i+1:])
-	// f[0] is field 3 (state); the start time is field 22.
-	if len(f) < 20 {
-		return 0, errors.New("bad /proc stat")
-	}
-	return strconv.ParseUint(f[19], 10, 64)
 }

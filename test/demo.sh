@@ -58,11 +58,11 @@ say "runc run $id  (annotation credentialspec=$spec)"
 (cd "$bundle" && runc run "$id")
 
 say "after the container stopped"
-if [[ -e /run/gmsa-hook/containers/$id ]]; then
-	echo "ticket directory /run/gmsa-hook/containers/$id is still there" >&2
+if compgen -G "/run/gmsa-hook/containers/$id-*" >/dev/null; then
+	echo "ticket directory /run/gmsa-hook/containers/$id-* is still there" >&2
 	exit 1
 fi
-echo "ticket directory /run/gmsa-hook/containers/$id is gone"
+echo "ticket directory /run/gmsa-hook/containers/$id-* is gone"
 
 say "a container whose gMSA the reader may not read (webapp03$) does not start"
 bad=credentialspecdomainless:file://$CREDSPEC_DIR/webapp03-domainless.json
@@ -73,4 +73,4 @@ if (cd "$bundle" && runc run "$id-denied"); then
 	echo "the container started without its ticket" >&2
 	exit 1
 fi
-[[ ! -e /run/gmsa-hook/containers/$id-denied ]] && echo "nothing left behind for $id-denied"
+compgen -G "/run/gmsa-hook/containers/$id-denied-*" >/dev/null || echo "nothing left behind for $id-denied"

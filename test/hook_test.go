@@ -5,7 +5,9 @@ package test
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"os"
 	"os/exec"
@@ -76,7 +78,7 @@ func TestHookOwnUserOnly(t *testing.T) {
 			rt.detach(t, b, id)
 
 			// On the host: the layout of the run directory.
-			dir := filepath.Join(env.runDir, "containers", id)
+			dir := containerDir(env.runDir, id, b)
 			for _, c := range []struct {
 				path     string
 				mode     os.FileMode
@@ -425,4 +427,67 @@ func TestHookScripts(t *testing.T) {
 			},
 		},
 	})
+}
+
+// TestHookSameIDTwoRoots: the same container ID under two runc --root
+// directories, with two bundles and one run directory: each container gets
+// its own directory and sees only its own gMSA's ticket, and deleting one
+// leaves the other's directory and ticket in place.
+func TestHookSameIDTwoRoots(t *testing.T) {
+	d := testDomain(t)
+	env := newHookEnv(t, d, nil)
+	const id = "same-id"
+	type side struct {
+		rt      ociRuntime
+		bundle  string
+		account string
+	}
+	var sides []side
+	for _, gmsa := range []string{"webapp01", "webapp02"} {
+		rt := runtimeFor(t, "runc") // its own --root
+		b := env.bundle(t, container{args: []string{"sleep", "120"}, uid: 1000, gid: 1000,
+			annotations: map[string]string{"credentialspec": d.Credspec(gmsa + "-domainless")}})
+		rt.detach(t, b, id)
+		sides = append(sides, side{rt, b, gmsa + "$@" + d.Realm})
+	}
+	if sides[0].rt.argv[2] == sides[1].rt.argv[2] {
+		t.Fatalf("both runtimes use --root %s", sides[0].rt.argv[2])
+	}
+	probe := func(s side) {
+		t.Helper()
+		out, err := s.rt.exec(t, "exec", "--user", "1000:1000", id, "/probe")
+		if err != nil || !strings.Contains(strings.ToLower(out), "probe: ok client="+strings.ToLower(s.account)+" ") {
+			t.Errorf("%s in %s: want a ticket of %s: %v\n%s", id, s.rt.argv[2], s.account, err, out)
+		}
+	}
+	for _, s := range sides {
+		probe(s)
+		if _, err := os.Stat(filepath.Join(containerDir(env.runDir, id, s.bundle), "krbdir", "krb5cc")); err != nil {
+			t.Errorf("ticket of %s: %v", s.account, err)
+		}
+	}
+	if entries, _ := os.ReadDir(filepath.Join(env.runDir, "containers")); len(entries) != 2 {
+		t.Errorf("container directories: %v, want two", entries)
+	}
+
+	sides[0].rt.mustExec(t, "delete", "-f", id)
+	if _, err := os.Lstat(containerDir(env.runDir, id, sides[0].bundle)); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the deleted container's directory: %v", err)
+	}
+	other := containerDir(env.runDir, id, sides[1].bundle)
+	if _, err := os.Stat(filepath.Join(other, "krbdir", "krb5cc")); err != nil {
+		t.Errorf("the other container's ticket after the delete: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(other, "meta.json")); err != nil {
+		t.Errorf("the other container's meta.json after the delete: %v", err)
+	}
+	probe(sides[1])
+
+	sides[1].rt.mustExec(t, "delete", "-f", id)
+	env.assertClean(t, sides[1].rt, id)
+	for _, l := range env.logLines(t) {
+		if l.Error != "" {
+			t.Errorf("log: %+v", l)
+		}
+	}
 }

@@ -42,8 +42,9 @@ func TestUnlabelledRunSkipsHeavyInit(t *testing.T) {
 		}
 	}
 	// A labelled container's poststop only removes its directory: quick too.
-	os.MkdirAll(filepath.Join(runDir, "containers", "quick3", "krbdir"), 0o700)
-	os.WriteFile(filepath.Join(runDir, "containers", "quick3", "meta.json"), []byte(`{}`), 0o600)
+	quick3 := containerDir(runDir, "quick3", bundle)
+	os.MkdirAll(filepath.Join(quick3, "krbdir"), 0o700)
+	os.WriteFile(filepath.Join(quick3, "meta.json"), []byte(`{}`), 0o600)
 	tr, code := trace("poststop", `{"ociVersion":"1.0.2","id":"quick3","status":"stopped","bundle":"`+bundle+`","annotations":{"credentialspec":"x"}}`)
 	if code != 0 {
 		t.Errorf("poststop of a labelled container: exit %d\n%s", code, tr)
@@ -53,7 +54,7 @@ func TestUnlabelledRunSkipsHeavyInit(t *testing.T) {
 			t.Errorf("poststop of a labelled container: %q was initialised", strings.TrimSpace(h))
 		}
 	}
-	if _, err := os.Lstat(filepath.Join(runDir, "containers", "quick3")); !os.IsNotExist(err) {
+	if _, err := os.Lstat(quick3); !os.IsNotExist(err) {
 		t.Errorf("poststop left the container's directory: %v", err)
 	}
 	// Labelled: the full run, which fails here (no DC) and says why.

@@ -12,13 +12,21 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	ctr "github.com/gmsa-hook/gmsa-hook/hook/container"
 	"github.com/gmsa-hook/gmsa-hook/install"
 )
+
+// containerDir is the host directory of container id from bundle under a
+// run directory (ctr.Name: the ID and a hash of the bundle path).
+func containerDir(runDir, id, bundle string) string {
+	return filepath.Join(runDir, "containers", ctr.Name(id, bundle))
+}
 
 // ociRuntime runs one runtime with its own state directory.
 type ociRuntime struct {
@@ -291,8 +299,11 @@ func (env hookEnv) bundle(t testing.TB, c container) string {
 // runtime, no gmsa-hook process.
 func (env hookEnv) assertClean(t testing.TB, rt ociRuntime, id string) {
 	t.Helper()
-	if _, err := os.Lstat(filepath.Join(env.runDir, "containers", id)); err == nil {
-		t.Errorf("%s: the container's directory is left in %s", id, env.runDir)
+	entries, _ := os.ReadDir(filepath.Join(env.runDir, "containers"))
+	for _, e := range entries {
+		if e.Name() == id || regexp.MustCompile(`^`+regexp.QuoteMeta(id)+`-[0-9a-f]{16}$`).MatchString(e.Name()) {
+			t.Errorf("%s: the container's directory %s is left in %s", id, e.Name(), env.runDir)
+		}
 	}
 	mi, err := os.ReadFile("/proc/self/mountinfo")
 	if err != nil {

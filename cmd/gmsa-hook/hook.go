@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"github.com/gmsa-hook/gmsa-hook/hook"
@@ -83,7 +84,7 @@ func logRun(path string, rep *hook.Report, runErr error) {
 // appendLog appends one JSON line to the debug log; an error makes it a
 // line at level ERROR. A log that cannot be written fails nothing.
 func appendLog(path, msg string, runErr error, attrs []any) {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	f, err := openLog(path)
 	if err != nil {
 		return
 	}
@@ -98,3 +99,30 @@ func appendLog(path, msg string, runErr error, attrs []any) {
 
 // ms is a duration in milliseconds, to the microsecond.
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// openLog opens the debug log for appending, as root writes it: never
+// through a symlink (O_NOFOLLOW), never a FIFO or device (O_NONBLOCK keeps
+// a FIFO from holding the hook, then only a regular file is kept), never
+// another user's file, and readable by its owner only (a file made by hand
+// with group or other bits is set to 0600).
+func openLog(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	fi, err := f.Stat()
+	if err == nil && !fi.Mode().IsRegular() {
+		err = fmt.Errorf("%s is not a regular file", path)
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); err == nil && ok && int(st.Uid) != os.Geteuid() {
+		err = fmt.Errorf("%s belongs to uid %d", path, st.Uid)
+	}
+	if err == nil && fi.Mode().Perm()&0o077 != 0 {
+		err = f.Chmod(0o600)
+	}
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}

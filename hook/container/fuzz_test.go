@@ -24,8 +24,9 @@ func FuzzParseState(f *testing.F) {
 		if !ValidID(s.ID) || !filepath.IsAbs(s.Bundle) || s.Pid < 0 {
 			t.Fatalf("accepted %+v", s)
 		}
-		if filepath.Base(Dir("/run/gmsa-hook", s.ID)) != s.ID || filepath.Dir(Dir("/run/gmsa-hook", s.ID)) != "/run/gmsa-hook/containers" {
-			t.Fatalf("id %q escapes the containers directory", s.ID)
+		dir := Dir("/run/gmsa-hook", s.ID, s.Bundle)
+		if name := filepath.Base(dir); filepath.Dir(dir) != "/run/gmsa-hook/containers" || !ValidID(name) || len(name) > 255 {
+			t.Fatalf("id %q, bundle %q: directory %q is not one element of the containers directory", s.ID, s.Bundle, dir)
 		}
 		// Round trip.
 		out, err := json.Marshal(s)

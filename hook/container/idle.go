@@ -26,7 +26,9 @@ func ReadConfig(bundle string) (*Config, error) {
 // whether it is done. For a container without a label as far as files
 // tell, and nothing of it in the run directory, every stage has nothing to
 // do, which is what package hook concludes without asking containerd. At
-// poststop, a container's directory is removed, as package hook does. Any
+// poststop, a container's directory is removed, as package hook does,
+// unless the run directory is unusable or another container's running
+// process holds it. Any
 // doubt, or any error, is false: the full hook run decides, does the
 // stage, and reports what is wrong.
 func QuickRun(stage Stage, st *State, runDir string) bool {
@@ -45,11 +47,14 @@ func QuickRun(stage Stage, st *State, runDir string) bool {
 		}
 		// A directory left by an earlier container of the same name is
 		// the full run's to remove.
-		return absent(Dir(runDir, st.ID))
+		return absent(Dir(runDir, st.ID, st.Bundle))
 	case CreateContainer:
-		return st.Annotations[Key] == "" && absent(TicketDir(runDir, st.ID))
+		return st.Annotations[Key] == "" && absent(TicketDir(runDir, st.ID, st.Bundle))
 	case Poststop:
-		return absent(Dir(runDir, st.ID)) || Remove(runDir, st.ID) == nil
+		// A directory another container's process holds is the full run's
+		// to keep and report.
+		dir := Dir(runDir, st.ID, st.Bundle)
+		return absent(dir) || (CheckRunDir(runDir) == nil && InUse(dir, st.Pid) == nil && Remove(runDir, st.ID, st.Bundle) == nil)
 	}
 	return false
 }

@@ -1,6 +1,7 @@
 package quick
 
 import (
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -8,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/gmsa-hook/gmsa-hook/hook/config"
+	"github.com/gmsa-hook/gmsa-hook/hook/container"
 )
 
 // bundle writes a bundle whose config.json has the given annotations and
@@ -54,9 +56,16 @@ func TestQuickRun(t *testing.T) {
 	ctrd := filepath.Join(t.TempDir(), "io.containerd.runtime.v2.task", "default", "c1")
 	writeFile(t, filepath.Join(ctrd, "config.json"), `{"root":{"path":"rootfs"}}`)
 	// A leftover directory of a container named "old".
-	if err := os.MkdirAll(filepath.Join(runDir, "containers", "old", "krbdir"), 0o700); err != nil {
+	if err := os.MkdirAll(container.TicketDir(runDir, "old", plain), 0o700); err != nil {
 		t.Fatal(err)
 	}
+	// The directory of a container named "other" whose process (this
+	// test's, standing for it) runs under another runtime, same bundle.
+	self, err := container.ProcessStart(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(container.Dir(runDir, "other", plain), "meta.json"), fmt.Sprintf(`{"pid":%d,"pid_start":%d}`, os.Getpid(), self))
 	cfgDir := t.TempDir()
 	config := writeFile(t, filepath.Join(cfgDir, "config.json"), `{"run_dir":"`+runDir+`","timeout":"10s"}`)
 	withLog := writeFile(t, filepath.Join(cfgDir, "log.json"), `{"run_dir":"`+runDir+`","log_file":"/tmp/gmsa-hook.log"}`)
@@ -83,6 +92,7 @@ func TestQuickRun(t *testing.T) {
 		{"leftover directory at createRuntime", []string{"createRuntime", "--config", config}, state("old", plain, "null"), false},
 		{"leftover directory at createContainer", []string{"createContainer", "--config", config}, state("old", plain, "null"), false},
 		{"poststop removes the directory", []string{"poststop", "--config", config}, state("old", plain, "null"), true},
+		{"poststop leaves another container's directory to the full run", []string{"poststop", "--config", config}, state("other", plain, "null"), false},
 		{"debug log asks for the full run", []string{"poststop", "--config", withLog}, state("c", plain, "null"), false},
 		{"unreadable config", []string{"poststop", "--config", filepath.Join(cfgDir, "missing.json")}, state("c", plain, "null"), false},
 		{"broken config", []string{"poststop", "--config", broken}, state("c", plain, "null"), false},
@@ -102,8 +112,11 @@ func TestQuickRun(t *testing.T) {
 			}
 		})
 	}
-	if _, err := os.Lstat(filepath.Join(runDir, "containers", "old")); !os.IsNotExist(err) {
+	if _, err := os.Lstat(container.Dir(runDir, "old", plain)); !os.IsNotExist(err) {
 		t.Errorf("poststop left the container's directory: %v", err)
+	}
+	if _, err := os.Lstat(filepath.Join(container.Dir(runDir, "other", plain), "meta.json")); err != nil {
+		t.Errorf("poststop removed another container's directory: %v", err)
 	}
 }
 
@@ -122,7 +135,7 @@ func TestPoststopCannotRemove(t *testing.T) {
 		return
 	}
 	runDir := t.TempDir()
-	dir := filepath.Join(runDir, "containers", "c", "krbdir")
+	dir := container.TicketDir(runDir, "c", "/b")
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		t.Fatal(err)
 	}
