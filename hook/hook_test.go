@@ -380,8 +380,8 @@ func containerDirs(t *testing.T, runDir string) map[string]string {
 // leaves the other's in place.
 func TestSameIDTwoBundles(t *testing.T) {
 	runDir := t.TempDir()
-	a := testBundle(t, map[string]string{container.Key: specDir+"/webapp01.json"})
-	b := testBundle(t, map[string]string{container.Key: specDir+"/webapp01.json"})
+	a := testBundle(t, map[string]string{container.Key: specDir + "/webapp01.json"})
+	b := testBundle(t, map[string]string{container.Key: specDir + "/webapp01.json"})
 	req := Request{Stage: CreateRuntime, Config: testConfig(runDir),
 		Fetch: (&fakeFetch{expires: testNow.Add(time.Hour)}).fetch, Now: func() time.Time { return testNow }}
 	for _, bundle := range []string{a, b} {
@@ -427,7 +427,7 @@ func TestSameIDTwoBundles(t *testing.T) {
 // replaced or removed by another container's createRuntime.
 func TestLiveOtherContainerKept(t *testing.T) {
 	runDir := t.TempDir()
-	bundle := testBundle(t, map[string]string{container.Key: specDir+"/webapp01.json"})
+	bundle := testBundle(t, map[string]string{container.Key: specDir + "/webapp01.json"})
 	unlabelled := testBundle(t, nil)
 	f := &fakeFetch{expires: testNow.Add(time.Hour)}
 	req := Request{Stage: CreateRuntime, Config: testConfig(runDir), Fetch: f.fetch, Now: func() time.Time { return testNow }}
@@ -495,7 +495,7 @@ func TestLiveOtherContainerKept(t *testing.T) {
 // it.
 func TestRunDirChecked(t *testing.T) {
 	needRoot(t)
-	bundle := testBundle(t, map[string]string{container.Key: specDir+"/webapp01.json"})
+	bundle := testBundle(t, map[string]string{container.Key: specDir + "/webapp01.json"})
 	tests := []struct {
 		name  string
 		setup func(t *testing.T, runDir, elsewhere string) (bad string)
