@@ -27,17 +27,31 @@ mkdir -p "$bundle"
 bash test/rootfs.sh "$bundle/rootfs" >/dev/null
 cp "$bin/probe" "$bundle/rootfs/bin/probe"
 
-# The hook's configuration: the test DC by name, and its DNS server, so
-# nothing is asked of the machine's own resolver.
+# The hook's configuration: the test DC by name, its DNS server (nothing is
+# asked of the machine's own resolver) and its krb5.conf, whose realm makes
+# the domain one the host knows. No policy: the defaults hold, so a label
+# may name only credential specs in /etc/gmsa-hook/credspecs.
 cat >"$demo/config.json" <<JSON
-{"domain_controllers": ["$DC_HOST"], "dns_server": "127.0.0.1:53", "run_dir": "/run/gmsa-hook"}
+{"domain_controllers": ["$DC_HOST"], "dns_server": "127.0.0.1:53", "krb5_conf": "$KRB5_CONFIG", "run_dir": "/run/gmsa-hook"}
 JSON
+
+# The operator installs the credential specs where labels may name them,
+# and the reader's secret where those specs may point (root's, mode 0600).
+say "installing credential specs in /etc/gmsa-hook/credspecs, the reader secret in /etc/gmsa-hook/secrets"
+install -d -m 0755 /etc/gmsa-hook /etc/gmsa-hook/credspecs
+install -d -m 0700 /etc/gmsa-hook/secrets
+install -m 0600 "$READER_SECRET" /etc/gmsa-hook/secrets/demo-reader.json
+for gmsa in webapp01 webapp03; do
+	jq '.ActiveDirectoryConfig.HostAccountConfig.PluginInput.CredentialArn = "file:///etc/gmsa-hook/secrets/demo-reader.json"' \
+		"$CREDSPEC_DIR/$gmsa-domainless.json" >"/etc/gmsa-hook/credspecs/demo-$gmsa.json"
+done
+ls -l /etc/gmsa-hook/credspecs/demo-*.json /etc/gmsa-hook/secrets/demo-reader.json
 
 # A plain runc bundle: the container runs as uid 1000 (app), shares the
 # host's network namespace (the DC listens on the host's loopback), and
 # carries the credentialspec annotation, as ECS task definitions write it.
 (cd "$bundle" && runc spec)
-spec=credentialspecdomainless:file://$CREDSPEC_DIR/webapp01-domainless.json
+spec=credentialspecdomainless:file://demo-webapp01.json
 tmp=$(mktemp "$bundle/config.XXXXXX")
 jq --arg spec "$spec" '
 	.process.terminal = false
@@ -65,7 +79,7 @@ fi
 echo "ticket directory /run/gmsa-hook/containers/$id-* is gone"
 
 say "a container whose gMSA the reader may not read (webapp03$) does not start"
-bad=credentialspecdomainless:file://$CREDSPEC_DIR/webapp03-domainless.json
+bad=credentialspecdomainless:file://demo-webapp03.json
 tmp=$(mktemp "$bundle/config.XXXXXX")
 jq --arg spec "$bad" '.annotations = {"credentialspec": $spec}' "$bundle/config.json" >"$tmp"
 mv "$tmp" "$bundle/config.json"
@@ -74,3 +88,13 @@ if (cd "$bundle" && runc run "$id-denied"); then
 	exit 1
 fi
 compgen -G "/run/gmsa-hook/containers/$id-denied-*" >/dev/null || echo "nothing left behind for $id-denied"
+
+say "a label naming a credential spec outside /etc/gmsa-hook/credspecs (here, one in the image) is refused before anything is read"
+tmp=$(mktemp "$bundle/config.XXXXXX")
+jq '.annotations = {"credentialspec": "rootfs/etc/spec.json"}' "$bundle/config.json" >"$tmp"
+mv "$tmp" "$bundle/config.json"
+if (cd "$bundle" && runc run "$id-image"); then
+	echo "the container started with a spec from its image" >&2
+	exit 1
+fi
+"$bin/gmsa-hook" policy check --config "$demo/config.json" --credspec credentialspecdomainless:file://demo-webapp01.json

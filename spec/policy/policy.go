@@ -64,12 +64,16 @@ type Checker struct {
 }
 
 // New returns the checker of cfg's policy (the defaults when it has none).
-// The realms of the host's krb5.conf (cfg.KRB5Conf, else /etc/krb5.conf)
+// The realms of the host's krb5.conf (cfg.KRB5Conf, else $KRB5_CONFIG,
+// else /etc/krb5.conf, as the fetch reads it; a hook has no environment)
 // count as configured domains; a krb5.conf that cannot be read adds none.
 func New(cfg config.Config) *Checker {
 	c := &Checker{p: cfg.Policy, krb5Conf: cfg.KRB5Conf}
 	if c.p == nil {
 		c.p = &config.Policy{}
+	}
+	if c.krb5Conf == "" {
+		c.krb5Conf = os.Getenv("KRB5_CONFIG")
 	}
 	if c.krb5Conf == "" {
 		c.krb5Conf = "/etc/krb5.conf"
