@@ -192,7 +192,7 @@ func fetch(ctx context.Context, req Request) (*Result, error) {
 		return nil, &Error{Step: "find domain controllers of " + domain, Err: err}
 	}
 	tm.lap("locate")
-	kc := &kdc.Client{Realm: readerRealm, KDCs: d.kdcs, Dial: d.dialr.DialContext,
+	kc := &kdc.Client{Realm: readerRealm, KDCs: d.kdcs, Dial: d.dial,
 		Lifetime: time.Duration(cfg.TicketLifetime), RenewLifetime: renew(cfg), Now: req.Now}
 	// The reader needs no ticket but the one for the DC's LDAP service: it
 	// asks the AS for that directly, one KDC round trip instead of a login
@@ -243,7 +243,7 @@ func fetch(ctx context.Context, req Request) (*Result, error) {
 	defer mp.Wipe()
 
 	tm.lap("ldap")
-	gc := &kdc.Client{Realm: realm, KDCs: kc.KDCs, Dial: d.dialr.DialContext,
+	gc := &kdc.Client{Realm: realm, KDCs: kc.KDCs, Dial: d.dial,
 		Lifetime: time.Duration(cfg.TicketLifetime), RenewLifetime: renew(cfg), Now: req.Now}
 	principal := types.NewPrincipalName(nametype.KRB_NT_PRINCIPAL, acct.SAM)
 	salt := blob.Salt(realm, acct.SAM, domain)

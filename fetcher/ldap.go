@@ -74,7 +74,7 @@ func (c *Config) readAccountFrom(ctx context.Context, d *dcs, host string, ticke
 	if c.LDAPS {
 		port = "636"
 	}
-	raw, err := d.dialr.DialContext(ctx, "tcp", net.JoinHostPort(host, port))
+	raw, err := d.dial(ctx, "tcp", net.JoinHostPort(host, port))
 	if err != nil {
 		return nil, err
 	}
