@@ -133,7 +133,11 @@ func (c *Config) readAccountFrom(ctx context.Context, d *dcs, host string, ticke
 		}
 		return nil, fmt.Errorf("sasl gssapi bind: %w", err)
 	}
-	sc.Secure(cl)
+	// The bind's success alone proves nothing about the layer: a server
+	// that skips the negotiation leaves the connection in plaintext.
+	if err := sc.Secure(cl); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrLayerRefused, err)
+	}
 
 	req := &ldap.SearchRequest{
 		BaseDN:     baseDN(domain),
