@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -40,6 +41,20 @@ type fakeLDAP struct {
 	ops     []string // protocol operations received, in order
 	entries int      // search result entries written before the client hung up
 	done    chan struct{}
+
+	clientRead atomic.Int64 // bytes the client read from its connection
+}
+
+// countingConn counts the bytes the client reads.
+type countingConn struct {
+	net.Conn
+	n *atomic.Int64
+}
+
+func (c countingConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.n.Add(int64(n))
+	return n, err
 }
 
 type fakeScript int
@@ -52,7 +67,12 @@ const (
 	// streamEntries negotiates confidentiality as Samba does and answers
 	// the (sealed) search with up to streamCap entries.
 	streamEntries
+	// hugeEntry negotiates confidentiality and answers the search with one
+	// entry whose password is hugeSize bytes.
+	hugeEntry
 )
+
+const hugeSize = 2 << 20
 
 // streamCap bounds what streamEntries sends: many times the socket buffers
 // of a loopback connection, so a fake that reaches it was read to the end.
@@ -88,7 +108,11 @@ func (f *fakeLDAP) dcs() *dcs {
 	return &dcs{ldap: []string{"dc1.corp.example.test"}, how: "test",
 		dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
 			var d net.Dialer
-			return d.DialContext(ctx, network, f.ln.Addr().String())
+			c, err := d.DialContext(ctx, network, f.ln.Addr().String())
+			if err != nil {
+				return nil, err
+			}
+			return countingConn{c, &f.clientRead}, nil
 		}}
 }
 
@@ -168,13 +192,20 @@ func (f *fakeLDAP) serve(c net.Conn) {
 			}
 		case "search":
 			if f.script == skipLayers {
-				if err = send(ldapMsg(id, searchEntry("CN=webapp01,CN=Managed Service Accounts,DC=corp,DC=example,DC=test"))); err == nil {
+				if err = send(ldapMsg(id, searchEntry("CN=webapp01,CN=Managed Service Accounts,DC=corp,DC=example,DC=test", "forged"))); err == nil {
+					err = send(ldapMsg(id, searchDone()))
+				}
+				break
+			}
+			if f.script == hugeEntry {
+				e := searchEntry("CN=webapp01,CN=Managed Service Accounts,DC=corp,DC=example,DC=test", string(bytes.Repeat([]byte{'x'}, hugeSize)))
+				if err = send(ldapMsg(id, e)); err == nil {
 					err = send(ldapMsg(id, searchDone()))
 				}
 				break
 			}
 			for range streamCap {
-				if err = send(ldapMsg(id, searchEntry("CN=webapp01,CN=Managed Service Accounts,DC=corp,DC=example,DC=test"))); err != nil {
+				if err = send(ldapMsg(id, searchEntry("CN=webapp01,CN=Managed Service Accounts,DC=corp,DC=example,DC=test", "forged"))); err != nil {
 					return
 				}
 				f.mu.Lock()
@@ -307,11 +338,11 @@ func bindResponse(code int64, creds []byte) *ber.Packet {
 func searchDone() *ber.Packet { return result(5, 0) }
 
 // searchEntry is a gMSA entry with a forged managed password.
-func searchEntry(dn string) *ber.Packet {
+func searchEntry(dn, password string) *ber.Packet {
 	op := ber.Encode(ber.ClassApplication, ber.TypeConstructed, 4, nil, "")
 	op.AppendChild(ber.NewString(ber.ClassUniversal, ber.TypePrimitive, ber.TagOctetString, dn, ""))
 	attrs := ber.Encode(ber.ClassUniversal, ber.TypeConstructed, ber.TagSequence, nil, "")
-	for _, kv := range [][2]string{{"sAMAccountName", "webapp01$"}, {"msDS-ManagedPassword", "forged"}, {"msDS-KeyVersionNumber", "2"}, {"userAccountControl", "4096"}} {
+	for _, kv := range [][2]string{{"sAMAccountName", "webapp01$"}, {"msDS-ManagedPassword", password}, {"msDS-KeyVersionNumber", "2"}, {"userAccountControl", "4096"}} {
 		a := ber.Encode(ber.ClassUniversal, ber.TypeConstructed, ber.TagSequence, nil, "")
 		a.AppendChild(ber.NewString(ber.ClassUniversal, ber.TypePrimitive, ber.TagOctetString, kv[0], ""))
 		vals := ber.Encode(ber.ClassUniversal, ber.TypeConstructed, ber.TagSet, nil, "")

@@ -41,3 +41,45 @@ func TestReadAccountRefusesSkippedLayerNegotiation(t *testing.T) {
 		})
 	}
 }
+
+// TestReadAccountStopsAtSizeLimit: the search asks for two entries; a DC
+// that streams more must not be read to its end.
+func TestReadAccountStopsAtSizeLimit(t *testing.T) {
+	f := startLDAP(t, streamEntries)
+	var c Config
+	a, _, err := c.readAccount(context.Background(), f.dcs(), f.ticket, "webapp01", "corp.example.test", "")
+	want := "ldap server sent more than 2 entries for webapp01$ in DC=corp,DC=example,DC=test"
+	if err == nil || err.Error() != want {
+		t.Fatalf("readAccount = %+v, %v; want error %s", a, err, want)
+	}
+	// The fake writes until the client hangs up, or streamCap entries.
+	<-f.done
+	if diff := cmp.Diff([]string{"bind", "bind", "bind", "search"}, f.received()); diff != "" {
+		t.Errorf("operations the server received (-want +got):\n%s", diff)
+	}
+	if f.entries >= streamCap {
+		t.Errorf("the server wrote all %d entries: the client read them all", f.entries)
+	}
+	if n := f.clientRead.Load(); n > maxResponse {
+		t.Errorf("the client read %d bytes, more than maxResponse (%d)", n, maxResponse)
+	}
+}
+
+// TestReadAccountBoundsResponseBytes: one entry too large for any gMSA
+// ends the read at maxResponse bytes.
+func TestReadAccountBoundsResponseBytes(t *testing.T) {
+	f := startLDAP(t, hugeEntry)
+	var c Config
+	a, _, err := c.readAccount(context.Background(), f.dcs(), f.ticket, "webapp01", "corp.example.test", "")
+	want := "ldap server sent more than 1048576 bytes for webapp01$ in DC=corp,DC=example,DC=test"
+	if err == nil || err.Error() != want {
+		if a != nil {
+			t.Errorf("read a %d-byte password", len(a.Blob))
+		}
+		t.Fatalf("readAccount error %v, want %s", err, want)
+	}
+	<-f.done
+	if n := f.clientRead.Load(); n > maxResponse {
+		t.Errorf("the client read %d bytes, more than maxResponse (%d)", n, maxResponse)
+	}
+}
