@@ -19,6 +19,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jcmturner/gokrb5/v8/iana/etypeID"
 	"github.com/jcmturner/gokrb5/v8/iana/nametype"
 	"github.com/jcmturner/gokrb5/v8/keytab"
 	"github.com/jcmturner/gokrb5/v8/types"
@@ -200,8 +201,8 @@ func fetch(ctx context.Context, req Request) (*Result, error) {
 		return nil, &Error{Step: "find domain controllers of " + domain, Err: err}
 	}
 	tm.lap("locate")
-	kc := &kdc.Client{Realm: readerRealm, KDCs: d.kdcs, Dial: d.dialr.DialContext,
-		Lifetime: time.Duration(cfg.TicketLifetime), RenewLifetime: renew(cfg), Now: req.Now}
+	kc := &kdc.Client{Realm: readerRealm, KDCs: d.kdcs, Dial: d.dial,
+		Lifetime: time.Duration(cfg.TicketLifetime), RenewLifetime: renew(cfg), Now: req.Now, AllowRC4: cfg.AllowRC4}
 	// The reader needs no ticket but the one for the DC's LDAP service: it
 	// asks the AS for that directly, one KDC round trip instead of a login
 	// and a TGS exchange. Another DC, after a failover, gets its own.
@@ -251,8 +252,8 @@ func fetch(ctx context.Context, req Request) (*Result, error) {
 	defer mp.Wipe()
 
 	tm.lap("ldap")
-	gc := &kdc.Client{Realm: realm, KDCs: kc.KDCs, Dial: d.dialr.DialContext,
-		Lifetime: time.Duration(cfg.TicketLifetime), RenewLifetime: renew(cfg), Now: req.Now}
+	gc := &kdc.Client{Realm: realm, KDCs: kc.KDCs, Dial: d.dial,
+		Lifetime: time.Duration(cfg.TicketLifetime), RenewLifetime: renew(cfg), Now: req.Now, AllowRC4: cfg.AllowRC4}
 	principal := types.NewPrincipalName(nametype.KRB_NT_PRINCIPAL, acct.SAM)
 	salt := blob.Salt(realm, acct.SAM, domain)
 	previous := false
@@ -365,11 +366,17 @@ func (c *conf) keytabKeys() (keytabPrincipal, []types.EncryptionKey, error) {
 	}
 	var keys []types.EncryptionKey
 	for _, et := range kdc.Etypes {
+		if et == etypeID.RC4_HMAC && !c.AllowRC4 {
+			continue
+		}
 		if v, ok := newest[et]; ok {
 			keys = append(keys, v.key)
 		}
 	}
 	if len(keys) == 0 {
+		if _, rc4 := newest[etypeID.RC4_HMAC]; rc4 && !c.AllowRC4 {
+			return p, nil, fmt.Errorf("%w %s: %s has only an rc4-hmac key: %w", ErrKeytab, path, p.name, kdc.ErrRC4Disabled)
+		}
 		return p, nil, fmt.Errorf("%w %s: %s has no aes or rc4 key", ErrKeytab, path, p.name)
 	}
 	return p, keys, nil

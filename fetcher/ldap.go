@@ -10,6 +10,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-ldap/ldap/v3"
@@ -74,13 +75,16 @@ func (c *conf) readAccountFrom(ctx context.Context, d *dcs, host string, ticket 
 	if c.LDAPS {
 		port = "636"
 	}
-	raw, err := d.dialr.DialContext(ctx, "tcp", net.JoinHostPort(host, port))
+	raw, err := d.dial(ctx, "tcp", net.JoinHostPort(host, port))
 	if err != nil {
 		return nil, err
 	}
 	defer raw.Close()
 	stop := context.AfterFunc(ctx, func() { raw.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
+	// Everything the DC sends comes through one bounded reader: this runs
+	// as root, and a DC that streams must not fill its memory.
+	bounded := &boundedConn{Conn: raw, left: maxResponse}
 	// The first DC's ticket came with the reader's login; another DC's is
 	// asked for once it answers, so an unreachable DC is skipped before its
 	// service principal is looked up.
@@ -93,7 +97,7 @@ func (c *conf) readAccountFrom(ctx context.Context, d *dcs, host string, ticket 
 		return nil, fmt.Errorf("service ticket for ldap/%s: %w", host, err)
 	}
 
-	var conn net.Conn = raw
+	var conn net.Conn = bounded
 	var binding []byte
 	layer := sasl.Confidentiality
 	switch c.LDAPSecurity {
@@ -107,7 +111,7 @@ func (c *conf) readAccountFrom(ctx context.Context, d *dcs, host string, ticket 
 		if err != nil {
 			return nil, err
 		}
-		t := tls.Client(raw, tc)
+		t := tls.Client(bounded, tc)
 		if err := t.HandshakeContext(ctx); err != nil {
 			return nil, fmt.Errorf("tls with %s: %w", host, err)
 		}
@@ -131,21 +135,37 @@ func (c *conf) readAccountFrom(ctx context.Context, d *dcs, host string, ticket 
 		if errors.Is(err, sasl.ErrLayerRefused) {
 			return nil, fmt.Errorf("%w: %v", ErrLayerRefused, err)
 		}
+		if bounded.exceeded.Load() {
+			return nil, fmt.Errorf("ldap server sent more than %d bytes during the bind", maxResponse)
+		}
 		return nil, fmt.Errorf("sasl gssapi bind: %w", err)
 	}
-	sc.Secure(cl)
+	// The bind's success alone proves nothing about the layer: a server
+	// that skips the negotiation leaves the connection in plaintext.
+	if err := sc.Secure(cl); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrLayerRefused, err)
+	}
 
 	req := &ldap.SearchRequest{
-		BaseDN:     baseDN(domain),
-		Scope:      ldap.ScopeWholeSubtree,
-		SizeLimit:  2,
-		Filter:     fmt.Sprintf("(&(objectClass=msDS-GroupManagedServiceAccount)(sAMAccountName=%s))", ldap.EscapeFilter(name+"$")),
-		Attributes: []string{"sAMAccountName", "msDS-ManagedPassword", "msDS-KeyVersionNumber", "userAccountControl"},
+		BaseDN:    baseDN(domain),
+		Scope:     ldap.ScopeWholeSubtree,
+		SizeLimit: maxEntries,
+		// The server's promise is not enough: go-ldap stops reading
+		// entries at the limit.
+		EnforceSizeLimit: true,
+		Filter:           fmt.Sprintf("(&(objectClass=msDS-GroupManagedServiceAccount)(sAMAccountName=%s))", ldap.EscapeFilter(name+"$")),
+		Attributes:       []string{"sAMAccountName", "msDS-ManagedPassword", "msDS-KeyVersionNumber", "userAccountControl"},
 	}
 	if dn != "" {
 		req.BaseDN, req.Scope, req.Filter = dn, ldap.ScopeBaseObject, "(objectClass=msDS-GroupManagedServiceAccount)"
 	}
 	res, err := l.Search(req)
+	if errors.Is(err, ldap.ErrSizeLimitExceeded) {
+		return nil, fmt.Errorf("ldap server sent more than %d entries for %s$ in %s", maxEntries, name, req.BaseDN)
+	}
+	if err != nil && bounded.exceeded.Load() {
+		return nil, fmt.Errorf("ldap server sent more than %d bytes for %s$ in %s", maxResponse, name, req.BaseDN)
+	}
 	if err != nil {
 		if ldap.IsErrorWithCode(err, ldap.LDAPResultNoSuchObject) {
 			return nil, fmt.Errorf("%w: no object %s", ErrNoSuchGMSA, req.BaseDN)
@@ -174,6 +194,38 @@ func (c *conf) readAccountFrom(ctx context.Context, d *dcs, host string, ticket 
 		a.SAM = name + "$"
 	}
 	return a, nil
+}
+
+// maxEntries is the most entries the search asks for and reads: one gMSA,
+// and one more to tell that its name is ambiguous.
+const maxEntries = 2
+
+// maxResponse bounds the bytes one LDAP connection reads, TLS or SASL
+// framing included: a gMSA's entry and the bind's tokens take a few KiB.
+const maxResponse = 1 << 20
+
+// errResponseTooLarge ends a connection whose server sent maxResponse bytes.
+var errResponseTooLarge = errors.New("ldap response too large")
+
+// boundedConn reads at most left bytes, then fails every Read. One reader
+// at a time (the TLS handshake, then go-ldap's reader) calls Read.
+type boundedConn struct {
+	net.Conn
+	left     int
+	exceeded atomic.Bool
+}
+
+func (c *boundedConn) Read(p []byte) (int, error) {
+	if c.left <= 0 {
+		c.exceeded.Store(true)
+		return 0, errResponseTooLarge
+	}
+	if len(p) > c.left {
+		p = p[:c.left]
+	}
+	n, err := c.Conn.Read(p)
+	c.left -= n
+	return n, err
 }
 
 func ldapMessage(err error) string {

@@ -15,10 +15,12 @@ import (
 
 // dcs are the domain controllers of one domain, in the order to try them.
 type dcs struct {
-	kdcs  []string // host:port of KDCs
-	ldap  []string // host names of LDAP servers (their SPN is ldap/<name>)
-	how   string   // where the list came from, for messages
-	dialr *net.Dialer
+	kdcs []string // host:port of KDCs
+	ldap []string // host names of LDAP servers (their SPN is ldap/<name>)
+	how  string   // where the list came from, for messages
+	// dial opens KDC and LDAP connections: a net.Dialer with the
+	// configured resolver. Tests point it at fake servers.
+	dial func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 // dnsLookupLimit bounds SRV lookups so an unreachable resolver leaves time
@@ -58,7 +60,7 @@ func (c *conf) nameServer(err error) {
 // realm's kdc entries in krb5.conf.
 func (c *conf) locate(ctx context.Context, domain, realm string) (*dcs, error) {
 	r := c.resolver()
-	d := &dcs{dialr: &net.Dialer{Resolver: r}}
+	d := &dcs{dial: (&net.Dialer{Resolver: r}).DialContext}
 	if len(c.DomainControllers) > 0 {
 		for _, h := range c.DomainControllers {
 			d.kdcs = append(d.kdcs, net.JoinHostPort(h, "88"))

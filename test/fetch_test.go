@@ -127,6 +127,8 @@ func TestFetchWorks(t *testing.T) {
 			args:   []string{"--krb5-conf", krb5}},
 		{name: "ldaps", credspec: "webapp01-domainless", account: "webapp01$",
 			config: func(c map[string]any) { c["ldaps"] = true; c["ldaps_ca_file"] = d.TLSCA }},
+		{name: "allow_rc4 still logs in with aes", credspec: "webapp01", account: "webapp01$",
+			config: func(c map[string]any) { c["allow_rc4"] = true }},
 		{name: "failover past a dead dc", credspec: "webapp01-domainless", account: "webapp01$",
 			config: func(c map[string]any) { c["domain_controllers"] = []string{"127.0.0.2", d.DCHost} }},
 		{name: "ecs prefix and file url", credspec: "credentialspecdomainless:file://" + d.Credspec("webapp01-domainless"), account: "webapp01$"},

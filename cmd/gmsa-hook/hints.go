@@ -63,6 +63,7 @@ var hintTable = []hint{
 	{install.ErrBundle, "give --bundle an OCI bundle directory with a config.json (runc spec makes one)"},
 	{install.ErrRuntime, "use --runtime runc (with --bundle) or --runtime podman (with --hooks-dir), or add the hooks to the runtime's configuration by hand (see README.md)"},
 	{install.ErrHooksDir, "give --hooks-dir a directory Podman or CRI-O reads hooks from (hooks_dir in containers.conf), writable by root"},
+	{kdc.ErrRC4Disabled, "enable AES for the account in Active Directory (msDS-SupportedEncryptionTypes, then reset its password or re-export the keytab), or set \"allow_rc4\": true in the config file to accept RC4"},
 	{kdc.ErrKeyExpired, "the reading account's password has expired: reset it in Active Directory and update the secret"},
 }
 

@@ -361,7 +361,7 @@ func TestDomainPreauthRequired(t *testing.T) {
 	if kerr.msg.ErrorCode != errorcode.KDC_ERR_PREAUTH_REQUIRED {
 		t.Fatalf("error %d, want PREAUTH_REQUIRED", kerr.msg.ErrorCode)
 	}
-	e, s, ok := announced(kerr, PasswordKeys("x"))
+	e, s, ok, _ := c.announced(kerr, PasswordKeys("x"))
 	if !ok || e != etypeID.AES256_CTS_HMAC_SHA1_96 || s != readerSalt(env) {
 		t.Errorf("announced = %d, %q, %v; want aes256 with %q", e, s, ok, readerSalt(env))
 	}

@@ -33,8 +33,13 @@ import (
 	"github.com/jcmturner/gokrb5/v8/types"
 )
 
-// Etypes are the encryption types requested, strongest first.
+// Etypes are the encryption types this package knows, strongest first.
+// RC4-HMAC (etype 23) is requested and used only with Client.AllowRC4.
 var Etypes = []int32{etypeID.AES256_CTS_HMAC_SHA1_96, etypeID.AES128_CTS_HMAC_SHA1_96, etypeID.RC4_HMAC}
+
+// ErrRC4Disabled means the KDC or the keys offer only RC4-HMAC, which the
+// client does not use unless AllowRC4 is set (the allow_rc4 config key).
+var ErrRC4Disabled = errors.New("rc4-hmac is disabled (allow_rc4 is false)")
 
 // Error is a KRB-ERROR answered by a KDC.
 type Error struct {
@@ -111,6 +116,20 @@ type Client struct {
 	// Now is the clock used for pre-authentication; nil means time.Now.
 	// Tests set it to show how a skewed host clock is reported.
 	Now func() time.Time
+	// AllowRC4 lets the client request RC4-HMAC, derive RC4 keys and
+	// encrypt pre-authentication with them. Off, a KDC (or an attacker
+	// posing as one) that asks for RC4 gets no timestamp it could crack
+	// faster than an AES one.
+	AllowRC4 bool
+}
+
+// etypes are the etypes the client requests and derives keys for.
+func (c *Client) etypes() []int32 {
+	return slices.DeleteFunc(slices.Clone(Etypes), func(e int32) bool { return !c.allowed(e) })
+}
+
+func (c *Client) allowed(etype int32) bool {
+	return c.AllowRC4 || etype != etypeID.RC4_HMAC
 }
 
 // Ticket is a ticket with its session key, as a credential cache holds it.
@@ -173,8 +192,8 @@ func FixedKeys(keys []types.EncryptionKey) KeyFunc {
 
 func (c *Client) config() *config.Config {
 	cfg := config.New()
-	cfg.LibDefaults.DefaultTktEnctypeIDs = Etypes
-	cfg.LibDefaults.DefaultTGSEnctypeIDs = Etypes
+	cfg.LibDefaults.DefaultTktEnctypeIDs = c.etypes()
+	cfg.LibDefaults.DefaultTGSEnctypeIDs = c.etypes()
 	cfg.LibDefaults.NoAddresses = true
 	cfg.LibDefaults.Forwardable = true
 	cfg.LibDefaults.TicketLifetime = 10 * time.Hour
@@ -198,7 +217,7 @@ func (c *Client) Login(ctx context.Context, name types.PrincipalName, salt strin
 // exchange, for a client that needs no other ticket. An empty service is
 // the realm's ticket-granting service.
 func (c *Client) LoginTo(ctx context.Context, name types.PrincipalName, salt string, keys KeyFunc, service string) (*Ticket, error) {
-	etype, key, err := firstKey(keys, salt)
+	etype, key, err := c.firstKey(keys, salt)
 	if err != nil {
 		return nil, err
 	}
@@ -232,7 +251,11 @@ func (c *Client) LoginTo(ctx context.Context, name types.PrincipalName, salt str
 		if code := kerr.msg.ErrorCode; attempt == 0 && (code == errorcode.KDC_ERR_PREAUTH_FAILED || code == errorcode.KDC_ERR_PREAUTH_REQUIRED || code == errorcode.KDC_ERR_ETYPE_NOSUPP) {
 			// The KDC says which etype and salt it wants; retry when that
 			// differs from what was tried.
-			if e, s, ok := announced(kerr, keys); ok && (e != etype || s != salt) {
+			e, s, ok, rc4 := c.announced(kerr, keys)
+			if !ok && rc4 {
+				return nil, fmt.Errorf("%w: the kdc offers only rc4-hmac (etype 23) for this account", ErrRC4Disabled)
+			}
+			if ok && (e != etype || s != salt) {
 				nk, ok, err := keys(e, s)
 				if err != nil {
 					return nil, err
@@ -248,10 +271,10 @@ func (c *Client) LoginTo(ctx context.Context, name types.PrincipalName, salt str
 }
 
 // ErrNoKey means a KeyFunc has no key for any etype requested.
-var ErrNoKey = errors.New("no key for aes256, aes128 or rc4")
+var ErrNoKey = errors.New("no key for aes256 or aes128")
 
-func firstKey(keys KeyFunc, salt string) (int32, types.EncryptionKey, error) {
-	for _, e := range Etypes {
+func (c *Client) firstKey(keys KeyFunc, salt string) (int32, types.EncryptionKey, error) {
+	for _, e := range c.etypes() {
 		k, ok, err := keys(e, salt)
 		if err != nil {
 			return 0, types.EncryptionKey{}, err
@@ -259,6 +282,9 @@ func firstKey(keys KeyFunc, salt string) (int32, types.EncryptionKey, error) {
 		if ok {
 			return e, k, nil
 		}
+	}
+	if c.AllowRC4 {
+		return 0, types.EncryptionKey{}, fmt.Errorf("%w or rc4", ErrNoKey)
 	}
 	return 0, types.EncryptionKey{}, ErrNoKey
 }
@@ -285,12 +311,13 @@ func (c *Client) addEncTimestamp(req *messages.ASReq, key types.EncryptionKey) e
 	return nil
 }
 
-// announced returns the first etype in the KDC's ETYPE-INFO2 that keys can
-// provide, with its salt.
-func announced(kerr *krbError, keys KeyFunc) (int32, string, bool) {
+// announced returns the first etype in the KDC's ETYPE-INFO2 that the
+// client allows and keys can provide, with its salt. rc4 reports that the
+// KDC announced RC4-HMAC while it is disabled; no RC4 key is derived then.
+func (c *Client) announced(kerr *krbError, keys KeyFunc) (etype int32, salt string, ok, rc4 bool) {
 	var pas types.PADataSequence
 	if len(kerr.msg.EData) == 0 || pas.Unmarshal(kerr.msg.EData) != nil {
-		return 0, "", false
+		return 0, "", false, false
 	}
 	for _, pa := range pas {
 		if pa.PADataType != patype.PA_ETYPE_INFO2 {
@@ -298,18 +325,25 @@ func announced(kerr *krbError, keys KeyFunc) (int32, string, bool) {
 		}
 		info, err := pa.GetETypeInfo2()
 		if err != nil {
-			return 0, "", false
+			return 0, "", false, false
 		}
 		for _, e := range info {
+			if !c.allowed(e.EType) {
+				rc4 = true
+				continue
+			}
 			if _, ok, _ := keys(e.EType, e.Salt); ok {
-				return e.EType, e.Salt, true
+				return e.EType, e.Salt, true, false
 			}
 		}
 	}
-	return 0, "", false
+	return 0, "", false, rc4
 }
 
 func (c *Client) asTicket(rep messages.ASRep, kdc string, req messages.ASReq, keys KeyFunc, etype int32, salt string, key types.EncryptionKey) (*Ticket, error) {
+	if !c.allowed(rep.EncPart.EType) {
+		return nil, fmt.Errorf("%w: kdc %s encrypted its reply with rc4-hmac (etype 23)", ErrRC4Disabled, kdc)
+	}
 	// The reply may be encrypted with another etype or salt than the one
 	// used for pre-authentication; the KDC says which in its PA-DATA.
 	if rep.EncPart.EType != etype {
@@ -349,6 +383,9 @@ func (c *Client) ticket(cname types.PrincipalName, crealm string, tkt messages.T
 	raw, err := tkt.Marshal()
 	if err != nil {
 		return nil, fmt.Errorf("encode ticket: %w", err)
+	}
+	if !c.allowed(enc.Key.KeyType) {
+		return nil, fmt.Errorf("%w: kdc %s issued an rc4-hmac (etype 23) session key", ErrRC4Disabled, kdc)
 	}
 	start := enc.StartTime
 	if start.IsZero() {

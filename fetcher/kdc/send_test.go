@@ -7,11 +7,13 @@ import (
 	"io"
 	"net"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/jcmturner/gofork/encoding/asn1"
 	"github.com/jcmturner/gokrb5/v8/crypto"
 	"github.com/jcmturner/gokrb5/v8/iana/errorcode"
@@ -385,5 +387,106 @@ func TestLoginNoKey(t *testing.T) {
 	_, err := c.Login(context.Background(), fakeReader, fakeSalt, FixedKeys(nil))
 	if !errors.Is(err, ErrNoKey) {
 		t.Fatalf("error %v, want ErrNoKey", err)
+	}
+}
+
+// rc4Key is the RC4-HMAC key of the fake reader's password.
+func rc4Key(t *testing.T) types.EncryptionKey {
+	t.Helper()
+	k, ok, err := PasswordKeys("Passw0rd")(etypeID.RC4_HMAC, fakeSalt)
+	if err != nil || !ok {
+		t.Fatal(ok, err)
+	}
+	return k
+}
+
+// requestedEtypes is the etype list of an AS-REQ.
+func requestedEtypes(t *testing.T, req []byte) []int32 {
+	t.Helper()
+	var as messages.ASReq
+	if err := as.Unmarshal(req); err != nil {
+		t.Errorf("request is not an AS-REQ: %v", err)
+		return nil
+	}
+	return as.ReqBody.EType
+}
+
+// TestLoginRC4 plays a KDC (or an attacker posing as one) that asks for
+// RC4-HMAC only: a timestamp encrypted with an RC4 key is far cheaper to
+// crack than one with an AES key.
+func TestLoginRC4(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, tt := range []struct {
+		name     string
+		allow    bool
+		etypes   []int32 // what every request must ask for
+		requests int
+		rc4      bool // the second request's timestamp is RC4
+		want     string
+	}{
+		{name: "rc4 disabled", etypes: []int32{18, 17}, requests: 1,
+			want: "rc4-hmac is disabled (allow_rc4 is false): the kdc offers only rc4-hmac (etype 23) for this account"},
+		{name: "rc4 allowed", allow: true, etypes: []int32{18, 17, 23}, requests: 2, rc4: true,
+			want: "wrong password or key (kerberos error 24 kdc_err_preauth_failed)"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			k := startKDC(t, "127.0.0.6:0", func(n int, req []byte) []byte {
+				if n > 1 {
+					// Still wrong: Login must not loop.
+					return krbErrorReply(t, errorcode.KDC_ERR_PREAUTH_FAILED, nil)
+				}
+				return krbErrorReply(t, errorcode.KDC_ERR_PREAUTH_REQUIRED, etypeInfo2(t, etypeID.RC4_HMAC, ""))
+			})
+			var derived []int32
+			pw := PasswordKeys("Passw0rd")
+			keys := func(etype int32, salt string) (types.EncryptionKey, bool, error) {
+				derived = append(derived, etype)
+				return pw(etype, salt)
+			}
+			c := &Client{Realm: "CORP.EXAMPLE.TEST", KDCs: []string{k.addr}, AllowRC4: tt.allow}
+			_, err := c.Login(ctx, fakeReader, fakeSalt, keys)
+			if err == nil || err.Error() != tt.want {
+				t.Fatalf("error %v, want %s", err, tt.want)
+			}
+			if errors.Is(err, ErrRC4Disabled) == tt.allow {
+				t.Errorf("errors.Is(%v, ErrRC4Disabled) = %v", err, !tt.allow)
+			}
+			k.mu.Lock()
+			reqs := k.requests
+			k.mu.Unlock()
+			if len(reqs) != tt.requests {
+				t.Fatalf("%d requests, want %d", len(reqs), tt.requests)
+			}
+			for i, req := range reqs {
+				if diff := cmp.Diff(tt.etypes, requestedEtypes(t, req)); diff != "" {
+					t.Errorf("request %d etypes (-want +got):\n%s", i+1, diff)
+				}
+				if got := timestampKey(t, req, rc4Key(t)); got != (tt.rc4 && i == 1) {
+					t.Errorf("request %d: timestamp encrypted with the rc4 key: %v", i+1, got)
+				}
+			}
+			if !tt.allow && slices.Contains(derived, etypeID.RC4_HMAC) {
+				t.Errorf("asked the key function for rc4 keys (etypes %v)", derived)
+			}
+		})
+	}
+}
+
+// TestLoginRC4OnlyKeys: with RC4 disabled an RC4 key is no key at all.
+// (fetcher's keytab reader names the disabled RC4 key of a keytab.)
+func TestLoginRC4OnlyKeys(t *testing.T) {
+	// Nothing reaches the KDC: there is no key to send a request with.
+	k := startKDC(t, "127.0.0.6:0", func(int, []byte) []byte {
+		t.Error("the client sent a request")
+		return krbErrorReply(t, errorcode.KDC_ERR_PREAUTH_FAILED, nil)
+	})
+	c := &Client{Realm: "CORP.EXAMPLE.TEST", KDCs: []string{k.addr}}
+	_, err := c.Login(context.Background(), fakeReader, fakeSalt, FixedKeys([]types.EncryptionKey{rc4Key(t)}))
+	if want := "no key for aes256 or aes128"; err == nil || err.Error() != want {
+		t.Fatalf("error %v, want %s", err, want)
+	}
+	if !errors.Is(err, ErrNoKey) {
+		t.Errorf("error %v does not match ErrNoKey", err)
 	}
 }

@@ -27,14 +27,21 @@ func NewConn(conn net.Conn) *Conn {
 	return &Conn{Conn: conn, scratch: make([]byte, 32<<10)}
 }
 
-// Secure turns on the security layer c negotiated. Call it after the bind
-// succeeded and before sending anything else.
-func (c *Conn) Secure(cl *Client) {
-	if cl.chosen == None || cl.chosen == 0 {
-		return
+// Secure turns on the security layer cl negotiated. Call it after the bind
+// succeeded and before sending anything else. It fails closed with a
+// *LayerError when the bind did not negotiate cl.Layer: a bind that a
+// server answers with success before offering its layers negotiated
+// nothing, and the connection must not be used.
+func (c *Conn) Secure(cl *Client) error {
+	if cl.chosen == 0 || cl.chosen != cl.Layer {
+		return &LayerError{Asked: cl.Layer, Negotiated: cl.chosen}
+	}
+	if cl.chosen == None {
+		return nil
 	}
 	c.client, c.seal = cl, cl.chosen == Confidentiality
 	c.active.Store(true)
+	return nil
 }
 
 // Read returns plaintext.

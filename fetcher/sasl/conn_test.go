@@ -84,13 +84,14 @@ func TestConnPassesThroughBeforeSecure(t *testing.T) {
 		secure *Client // given to Secure before the exchange; nil: no call
 	}{
 		{"no Secure", nil},
-		{"Secure with no layer", &Client{chosen: None}},
-		{"Secure before negotiation", &Client{}},
+		{"Secure with no layer", &Client{Layer: None, chosen: None}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			c, s := pipe(t)
 			if tt.secure != nil {
-				c.Secure(tt.secure)
+				if err := c.Secure(tt.secure); err != nil {
+					t.Fatal(err)
+				}
 			}
 			done := goWrite(c, []byte("bind request"))
 			got := make([]byte, len("bind request"))
@@ -135,7 +136,9 @@ func TestConnWritesWrapTokens(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			c, s := pipe(t)
-			c.Secure(securedClient(key, tt.layer, tt.serverMax))
+			if err := c.Secure(securedClient(key, tt.layer, tt.serverMax)); err != nil {
+				t.Fatal(err)
+			}
 			done := make(chan error, 1)
 			go func() {
 				n, err := c.Write(tt.msg)
@@ -210,7 +213,9 @@ func TestConnReadsWrapTokens(t *testing.T) {
 		} {
 			t.Run(tt.name+"/"+split.name, func(t *testing.T) {
 				c, s := pipe(t)
-				c.Secure(securedClient(key, tt.layer, 65536))
+				if err := c.Secure(securedClient(key, tt.layer, 65536)); err != nil {
+					t.Fatal(err)
+				}
 				done := goWrite(s, split.chunks...)
 				var r io.Reader = c
 				if split.oneByte {
@@ -285,7 +290,9 @@ func TestConnReadErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c, s := pipe(t)
-			c.Secure(securedClient(key, tt.layer, 65536))
+			if err := c.Secure(securedClient(key, tt.layer, 65536)); err != nil {
+				t.Fatal(err)
+			}
 			go func() {
 				s.Write(tt.stream)
 				if tt.close {
@@ -308,7 +315,9 @@ func TestConnReadErrors(t *testing.T) {
 func TestConnFullDuplex(t *testing.T) {
 	key := testKey(t, etypeID.AES256_CTS_HMAC_SHA1_96)
 	c, s := pipe(t)
-	c.Secure(securedClient(key, Confidentiality, 65536))
+	if err := c.Secure(securedClient(key, Confidentiality, 65536)); err != nil {
+		t.Fatal(err)
+	}
 	const rounds = 20
 	var stream []byte
 	for i := range rounds {
@@ -353,5 +362,46 @@ func TestConnFullDuplex(t *testing.T) {
 		if b != byte(i) {
 			t.Fatalf("message %d is %d", i, b)
 		}
+	}
+}
+
+// TestSecureRefusesUnnegotiatedLayer: a server, or a man in the middle
+// relaying the AP exchange, can answer the bind with success before it
+// offers its layers. NegotiateSaslAuth then never ran and Secure must
+// fail instead of leaving the connection in plaintext.
+func TestSecureRefusesUnnegotiatedLayer(t *testing.T) {
+	key := testKey(t, etypeID.AES256_CTS_HMAC_SHA1_96)
+	for _, tt := range []struct {
+		name string
+		cl   *Client
+		want string
+	}{
+		{"confidentiality never negotiated", &Client{Layer: Confidentiality, key: key, subkey: true},
+			"asked for confidentiality, negotiated nothing: the bind succeeded before the server offered its layers"},
+		{"integrity never negotiated", &Client{Layer: Integrity, key: key, subkey: true},
+			"asked for integrity, negotiated nothing: the bind succeeded before the server offered its layers"},
+		{"none never negotiated", &Client{Layer: None, key: key, subkey: true},
+			"asked for none, negotiated nothing: the bind succeeded before the server offered its layers"},
+		{"less than asked", &Client{Layer: Confidentiality, key: key, subkey: true, chosen: Integrity},
+			"asked for confidentiality, negotiated integrity"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c, s := pipe(t)
+			err := c.Secure(tt.cl)
+			if err == nil || err.Error() != tt.want {
+				t.Fatalf("Secure = %v, want %s", err, tt.want)
+			}
+			if !errors.Is(err, ErrLayerRefused) {
+				t.Errorf("error %v does not match ErrLayerRefused", err)
+			}
+			var le *LayerError
+			if !errors.As(err, &le) || le.Asked != tt.cl.Layer || le.Negotiated != tt.cl.chosen {
+				t.Errorf("error %#v, want a LayerError with asked %v, negotiated %v", err, tt.cl.Layer, tt.cl.chosen)
+			}
+			if c.active.Load() {
+				t.Error("the layer is active after a refused Secure")
+			}
+			s.Close()
+		})
 	}
 }

@@ -47,8 +47,28 @@ func (l Layer) String() string {
 	return fmt.Sprintf("layer(%#x)", byte(l))
 }
 
-// ErrLayerRefused means the server does not offer the requested layer.
+// ErrLayerRefused means the server does not offer the requested layer, or
+// ended the bind without negotiating it (see LayerError).
 var ErrLayerRefused = errors.New("server does not offer the security layer")
+
+// LayerError is a bind that ended with another security layer than the one
+// asked for: a server (or a man in the middle relaying the AP exchange) that
+// answers the bind with success before the RFC 4752 negotiation leaves
+// nothing negotiated. It matches ErrLayerRefused.
+type LayerError struct {
+	Asked      Layer
+	Negotiated Layer // 0: the bind ended before the server offered layers
+}
+
+func (e *LayerError) Error() string {
+	if e.Negotiated == 0 {
+		return fmt.Sprintf("asked for %s, negotiated nothing: the bind succeeded before the server offered its layers", e.Asked)
+	}
+	return fmt.Sprintf("asked for %s, negotiated %s", e.Asked, e.Negotiated)
+}
+
+// Is makes a LayerError match ErrLayerRefused.
+func (e *LayerError) Is(target error) bool { return target == ErrLayerRefused }
 
 // maxRecv is the largest wrapped message this client accepts (the most
 // three octets can say).
@@ -223,6 +243,11 @@ func (c *Client) unwrap(token []byte) ([]byte, bool, error) {
 	}
 	if c.recvSeqSet && seq != c.recvSeq {
 		return nil, false, fmt.Errorf("%w: sequence number %d, want %d", ErrToken, seq, c.recvSeq)
+	}
+	// Once confidentiality is negotiated, a token that is only signed is
+	// plaintext that a man in the middle may have chosen.
+	if c.chosen == Confidentiality && !sealed {
+		return nil, false, fmt.Errorf("%w: server sent a token without the negotiated layer", ErrToken)
 	}
 	c.recvSeq = seq + 1
 	c.recvSeqSet = true

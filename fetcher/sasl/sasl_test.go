@@ -417,3 +417,19 @@ func TestDeleteSecContextKeepsKeys(t *testing.T) {
 		t.Errorf("unwrap after DeleteSecContext: %v", err)
 	}
 }
+
+// TestUnwrapRefusesSignedAfterSeal: once confidentiality is negotiated the
+// client itself, not only Conn, refuses a token that is merely signed.
+func TestUnwrapRefusesSignedAfterSeal(t *testing.T) {
+	key := testKey(t, etypeID.AES256_CTS_HMAC_SHA1_96)
+	c := &Client{Layer: Confidentiality, key: key, subkey: true, recvSeq: 3, recvSeqSet: true, serverMax: 65536, chosen: Confidentiality}
+	_, _, err := c.unwrap(sambaSigned.make(t, key, 3, []byte("forged entry")))
+	if want := "bad gss-api wrap token: server sent a token without the negotiated layer"; err == nil || err.Error() != want {
+		t.Fatalf("unwrap = %v, want %s", err, want)
+	}
+	// Integrity-only stays accepted when integrity was negotiated.
+	c = &Client{Layer: Integrity, key: key, subkey: true, recvSeq: 3, recvSeqSet: true, serverMax: 65536, chosen: Integrity}
+	if got, sealed, err := c.unwrap(sambaSigned.make(t, key, 3, []byte("entry"))); err != nil || sealed || string(got) != "entry" {
+		t.Errorf("unwrap with integrity = %q, %v, %v", got, sealed, err)
+	}
+}

@@ -56,6 +56,11 @@ type Config struct {
 	// Samba require), or "sign" and "none", which exist only to diagnose a
 	// DC's policy: AD refuses to send the password over them.
 	LDAPSecurity string `json:"ldap_security,omitempty"`
+	// AllowRC4 lets logins request and use RC4-HMAC (etype 23) keys. Off
+	// by default: a KDC, or an attacker posing as one, that asks for RC4
+	// would get a pre-authentication timestamp far cheaper to crack than
+	// an AES one. Only for domains whose accounts have no AES keys.
+	AllowRC4 bool `json:"allow_rc4,omitempty"`
 	// TicketLifetime and RenewLifetime are requested for the gMSA's ticket;
 	// the domain's policy may shorten them. Defaults 10h and 7 days.
 	TicketLifetime Duration `json:"ticket_lifetime,omitempty"`

@@ -65,6 +65,7 @@ func TestLoadConfig(t *testing.T) {
 		},
 		{"ldap_security seal", `{"ldap_security":"seal"}`, Config{LDAPSecurity: "seal"}},
 		{"ldap_security none", `{"ldap_security":"none"}`, Config{LDAPSecurity: "none"}},
+		{"allow_rc4", `{"allow_rc4":true}`, Config{AllowRC4: true}},
 		{"null duration is unset", `{"timeout":null,"ticket_lifetime":null}`, Config{}},
 		{"trailing white space", "{\"timeout\":\"5s\"}\n\n", Config{Timeout: Duration(5 * time.Second)}},
 	}
@@ -93,6 +94,7 @@ func TestLoadConfigErrors(t *testing.T) {
 		{"list as a string", `{"domain_controllers":"dc1.corp.example.test"}`, `bad configuration: key "domain_controllers": want []string`},
 		{"list of numbers", `{"domain_controllers":[1]}`, `bad configuration: key "domain_controllers": want string`},
 		{"bool as a string", `{"ldaps":"yes"}`, `bad configuration: key "ldaps": want bool`},
+		{"allow_rc4 as a string", `{"allow_rc4":"yes"}`, `bad configuration: key "allow_rc4": want bool`},
 		{"nested wrong type", `{"aws":{"region":5}}`, `bad configuration: key "aws.region": want string`},
 		{"duration as a number", `{"timeout":20}`, `bad configuration: key "timeout": want a duration string such as "20s"`},
 		{"duration without unit", `{"timeout":"20"}`, `bad configuration: key "timeout": "20" is not a positive duration such as "20s"`},
