@@ -24,10 +24,12 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/gmsa-hook/gmsa-hook/fetcher"
 	"github.com/gmsa-hook/gmsa-hook/hook/container"
+	"github.com/gmsa-hook/gmsa-hook/hook/store"
 	"github.com/gmsa-hook/gmsa-hook/spec/policy"
 )
 
@@ -104,6 +106,7 @@ type Report struct {
 	Account  string
 	Owner    container.Owner
 	Expires  time.Time
+	Cached   bool     // the ticket came from the node's cache
 	Skipped  string   // why a labelled stage did nothing, e.g. "already fetched"
 	Swept    []string // leftover directories removed
 	Steps    []Step
@@ -221,8 +224,8 @@ func (r *Request) create(ctx context.Context, st *container.State, rep *Report, 
 	rep.Labelled, rep.Source, rep.Origin = true, lab.Source, lab.Origin
 	// Both createRuntime and prestart may be configured: the second finds
 	// the ticket placed for this very process and keeps it.
-	if m, err := ReadMeta(dir); err == nil && st.Pid > 0 && m.Pid == st.Pid && m.Source == lab.Source {
-		if _, err := os.Stat(filepath.Join(dir, container.KrbDir, cacheFile)); err == nil {
+	if m, err := store.ReadMeta(dir); err == nil && st.Pid > 0 && m.Pid == st.Pid && m.Source == lab.Source {
+		if _, err := os.Stat(filepath.Join(dir, container.KrbDir, store.TicketFile)); err == nil {
 			rep.Skipped = "already fetched at an earlier stage"
 			rep.Account, rep.Owner, rep.Expires = m.Account+"@"+m.Realm, container.Owner{UID: m.UID, GID: m.GID}, m.Expires
 			return nil
@@ -241,37 +244,99 @@ func (r *Request) create(ctx context.Context, st *container.State, rep *Report, 
 	}
 	rep.Rule = rule
 	t = rep.step("policy", t)
-	fetch := r.Fetch
-	if fetch == nil {
-		fetch = fetcher.Fetch
+	s, mounted, err := store.Open(runDir)
+	if err != nil {
+		return err
 	}
-	res, err := fetch(ctx, *freq)
+	if mounted && st.Pid > 0 && !store.OnMemoryFS(fmt.Sprintf("/proc/%d/root%s", st.Pid, runDir)) {
+		// The container's mount namespace was made before the tmpfs and
+		// does not share mounts with the host's: createContainer would not
+		// find the ticket there.
+		return fmt.Errorf("%w: %s was not a memory file system; gmsa-hook mounted a tmpfs on it just now, which this container, made before, cannot see: start it again (gmsa-hook install --renewal, or a tmpfs mounted on %s at boot, avoids this)", ErrRunDir, runDir, runDir)
+	}
+	ticket, entry, err := r.ticket(ctx, s, freq, lab, rep)
 	if err != nil {
 		// A failed fetch of a new container must not leave an old ticket.
 		_ = container.Remove(runDir, st.ID, st.Bundle)
 		return err
 	}
 	t = rep.step("fetch", t)
-	for _, fs := range res.Steps {
-		// Where the fetch's time went: fetch.login, fetch.ldap, ...
-		rep.Steps = append(rep.Steps, Step{"fetch." + fs.Name, fs.Elapsed})
-	}
-	rep.Account, rep.Expires = res.Account+"@"+res.Realm, res.Expires
-	m := &Meta{
+	rep.Account, rep.Expires = entry.Account+"@"+entry.Realm, entry.Expires
+	m := &store.Meta{
 		ID: st.ID, Bundle: st.Bundle, Source: lab.Source, Origin: lab.Origin, Config: r.ConfigPath,
-		Account: res.Account, Realm: res.Realm, UID: owner.UID, GID: owner.GID,
-		Created: r.now().UTC(), Expires: res.Expires.UTC(), Pid: st.Pid,
+		Account: entry.Account, Realm: entry.Realm, CacheKey: entry.Key, UID: owner.UID, GID: owner.GID,
+		Created: r.now().UTC(), Expires: entry.Expires.UTC(), Pid: st.Pid,
 	}
 	if st.Pid > 0 {
 		m.PidStart, _ = container.ProcessStart(st.Pid)
 	}
-	if err := place(runDir, m, res.Cache); err != nil {
+	if err := s.Place(m, ticket); err != nil {
 		return err
 	}
 	t = rep.step("write", t)
-	rep.Swept = sweep(runDir, filepath.Base(dir), r.now())
+	rep.Swept = s.Sweep(filepath.Base(dir), r.now())
 	rep.step("sweep", t)
 	return nil
+}
+
+// ticket is the gMSA's ticket for an admitted request: the node's cached
+// one when it is valid beyond the renewal threshold, else a fresh fetch,
+// which replaces the cache entry. Concurrent creates of one gMSA take the
+// entry's lock in turn: the first fetches, the others find its ticket.
+func (r *Request) ticket(ctx context.Context, s *store.Store, freq *fetcher.Request, lab container.Label, rep *Report) ([]byte, *store.Entry, error) {
+	key := CacheKey(freq)
+	unlock, err := s.Lock(ctx, key)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer unlock()
+	now := r.now()
+	if e, t, err := s.Get(key); err == nil && e.Expires.Sub(now) > r.Config.RenewThresholdOrDefault() {
+		rep.Cached = true
+		return t, e, nil
+	}
+	fetch := r.Fetch
+	if fetch == nil {
+		fetch = fetcher.Fetch
+	}
+	res, err := fetch(ctx, *freq)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, fs := range res.Steps {
+		// Where the fetch's time went: fetch.login, fetch.ldap, ...
+		rep.Steps = append(rep.Steps, Step{"fetch." + fs.Name, fs.Elapsed})
+	}
+	b, err := res.Cache.MarshalBinary()
+	if err != nil {
+		return nil, nil, err
+	}
+	e := &store.Entry{Key: key, Account: res.Account, Realm: res.Realm, Source: lab.Source, Config: r.ConfigPath,
+		DC: res.DC, Fetched: now.UTC(), Expires: res.Expires.UTC(), Outcome: "fetched"}
+	if len(res.Cache.Credentials) > 0 && !res.Cache.Credentials[0].RenewTill.IsZero() {
+		e.RenewTill = res.Cache.Credentials[0].RenewTill.UTC()
+	}
+	if err := s.Put(e, b); err != nil {
+		return nil, nil, err
+	}
+	return b, e, nil
+}
+
+// CacheKey names the cache entry of an admitted request: everything that
+// decides which ticket a fetch would get. Two containers share an entry
+// only when each one's own spec, reader and settings would fetch the same
+// ticket; the policy has admitted each of them before.
+func CacheKey(req *fetcher.Request) string {
+	cs, c := req.Spec, req.Config
+	parts := []string{"v1", cs.Account(), strings.ToLower(cs.DNSDomain()), cs.Realm(), fmt.Sprint(cs.Domainless()), cs.CredentialArn()}
+	if sec := req.Secret; sec != nil {
+		parts = append(parts, sec.Username, strings.ToLower(sec.DomainName), sec.DistinguishedName)
+	} else {
+		parts = append(parts, c.Keytab, c.KeytabPrincipal)
+	}
+	parts = append(parts, strings.Join(c.DomainControllers, ","), c.DNSServer, c.KRB5Conf, fmt.Sprint(c.LDAPS), c.LDAPSCAFile,
+		c.LDAPSecurity, fmt.Sprint(c.AllowRC4), time.Duration(c.TicketLifetime).String(), time.Duration(c.RenewLifetime).String())
+	return store.Key(parts...)
 }
 
 // admit applies the policy to a label (whoever set it is not trusted):

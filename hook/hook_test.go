@@ -18,6 +18,7 @@ import (
 	"github.com/gmsa-hook/gmsa-hook/fetcher/ccache"
 	"github.com/gmsa-hook/gmsa-hook/hook/config"
 	"github.com/gmsa-hook/gmsa-hook/hook/container"
+	"github.com/gmsa-hook/gmsa-hook/hook/store"
 )
 
 var testNow = time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
@@ -43,6 +44,25 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
+}
+
+// memRunDir is a run directory on a tmpfs of the test's own, as an operator
+// (or gmsa-hook install) mounts one where /run is not a memory file system.
+func memRunDir(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "mode=0711,size=4m"); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("mount a tmpfs for the run directory: %v", err)
+		}
+		t.Skipf("mount a tmpfs for the run directory: %v (run as root)", err)
+	}
+	t.Cleanup(func() {
+		if err := syscall.Unmount(dir, syscall.MNT_DETACH); err != nil {
+			t.Errorf("unmount %s: %v", dir, err)
+		}
+	})
+	return dir
 }
 
 // testConfig is a configuration whose policy admits the specs in specDir.
@@ -104,7 +124,7 @@ func (f *fakeFetch) fetch(_ context.Context, req fetcher.Request) (*fetcher.Resu
 }
 
 func TestCreateAndPoststop(t *testing.T) {
-	runDir := filepath.Join(t.TempDir(), "run")
+	runDir := memRunDir(t)
 	bundle := testBundle(t, map[string]string{container.Key: specDir + "/webapp01.json"})
 	f := &fakeFetch{expires: testNow.Add(10 * time.Hour)}
 	req := Request{Stage: CreateRuntime, Config: testConfig(runDir), ConfigPath: "/etc/gmsa-hook/config.json",
@@ -152,14 +172,21 @@ func TestCreateAndPoststop(t *testing.T) {
 	if len(entries) != 1 {
 		t.Errorf("krbdir holds %d entries, want only krb5cc", len(entries))
 	}
-	m, err := ReadMeta(dir)
+	m, err := store.ReadMeta(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	start, _ := container.ProcessStart(os.Getpid())
-	want := &Meta{ID: "web1", Bundle: bundle, Source: specDir + "/webapp01.json", Origin: container.FromConfig, Config: "/etc/gmsa-hook/config.json",
+	want := &store.Meta{ID: "web1", Bundle: bundle, Source: specDir + "/webapp01.json", Origin: container.FromConfig, Config: "/etc/gmsa-hook/config.json",
 		Account: "webapp01$", Realm: "CORP.EXAMPLE.TEST", UID: uid, GID: gid,
 		Created: testNow, Expires: testNow.Add(10 * time.Hour), Pid: os.Getpid(), PidStart: start}
+	// The container's ticket is a copy of the node's cache entry for it.
+	want.CacheKey = m.CacheKey
+	if e, ticket, err := (&store.Store{Dir: runDir}).Get(m.CacheKey); err != nil || e.Account != "webapp01$" || e.Outcome != "fetched" {
+		t.Errorf("cache entry %q: %+v, %v", m.CacheKey, e, err)
+	} else if copied, _ := os.ReadFile(filepath.Join(dir, "krbdir", "krb5cc")); string(copied) != string(ticket) {
+		t.Error("the container's ticket differs from the cache entry's")
+	}
 	if diff := cmp.Diff(want, m); diff != "" {
 		t.Errorf("meta (-want +got):\n%s", diff)
 	}
@@ -172,14 +199,23 @@ func TestCreateAndPoststop(t *testing.T) {
 	}
 
 	// A new container of the same name (another pid), once the first is
-	// gone, fetches anew.
+	// gone, gets the node's cached ticket: no second fetch.
 	if err := os.WriteFile(filepath.Join(dir, "meta.json"), []byte(`{"pid":4194304}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	req.Stage, req.State = CreateRuntime, stateOf("web1", bundle, 1<<22+1)
-	if _, err := Run(context.Background(), req); err != nil || len(f.calls) != 2 {
-		t.Errorf("recreate: err %v, %d fetches; want 2", err, len(f.calls))
+	if rep, err := Run(context.Background(), req); err != nil || len(f.calls) != 1 || !rep.Cached {
+		t.Errorf("recreate: err %v, %d fetches, cached %v; want the cached ticket", err, len(f.calls), rep.Cached)
 	}
+	// Once the cached ticket ends within the renewal threshold, a new
+	// container fetches anew.
+	late := testNow.Add(10*time.Hour - config.DefaultRenewThreshold + time.Minute)
+	req.Now = func() time.Time { return late }
+	req.State = stateOf("web1", bundle, 1<<22+2)
+	if rep, err := Run(context.Background(), req); err != nil || len(f.calls) != 2 || rep.Cached {
+		t.Errorf("recreate near the end: err %v, %d fetches, cached %v; want a fetch", err, len(f.calls), rep.Cached)
+	}
+	req.Now = func() time.Time { return testNow }
 
 	req.Stage, req.State = Poststop, stateOf("web1", bundle, 0)
 	if _, err := Run(context.Background(), req); err != nil {
@@ -196,7 +232,7 @@ func TestCreateAndPoststop(t *testing.T) {
 }
 
 func TestUnlabelled(t *testing.T) {
-	runDir := filepath.Join(t.TempDir(), "run")
+	runDir := memRunDir(t)
 	bundle := testBundle(t, map[string]string{"org.example": "x"})
 	f := &fakeFetch{}
 	for _, stage := range Stages {
@@ -209,13 +245,13 @@ func TestUnlabelled(t *testing.T) {
 	if len(f.calls) != 0 {
 		t.Errorf("fetched %v", f.calls)
 	}
-	if _, err := os.Stat(runDir); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("run dir made for an unlabelled container: %v", err)
+	if names, _ := os.ReadDir(runDir); len(names) != 0 {
+		t.Errorf("run dir written for an unlabelled container: %v", names)
 	}
 }
 
 func TestUnlabelledRemovesStale(t *testing.T) {
-	runDir := t.TempDir()
+	runDir := memRunDir(t)
 	bundle := testBundle(t, nil)
 	stale := container.TicketDir(runDir, "web1", bundle)
 	if err := os.MkdirAll(stale, 0o700); err != nil {
@@ -232,7 +268,7 @@ func TestUnlabelledRemovesStale(t *testing.T) {
 }
 
 func TestFetchFailure(t *testing.T) {
-	runDir := t.TempDir()
+	runDir := memRunDir(t)
 	bundle := testBundle(t, map[string]string{container.Key: specDir + "/webapp03.json"})
 	// An old ticket of a container of the same name must go too.
 	if err := os.MkdirAll(container.TicketDir(runDir, "3f2a1c0d9e8b7a6f5e4d3c2b1a0f9e8d7c6b5a4f3e2d1c0b9a8f7e6d5c4b3a2f", bundle), 0o700); err != nil {
@@ -255,7 +291,7 @@ func TestFetchFailure(t *testing.T) {
 }
 
 func TestRunErrors(t *testing.T) {
-	runDir := t.TempDir()
+	runDir := memRunDir(t)
 	tests := []struct {
 		name, state, want string
 		stage             Stage
@@ -279,7 +315,7 @@ func TestRunErrors(t *testing.T) {
 }
 
 func TestMountFailureRemoves(t *testing.T) {
-	runDir := t.TempDir()
+	runDir := memRunDir(t)
 	bundle := testBundle(t, nil)
 	if err := os.MkdirAll(container.TicketDir(runDir, "web1", bundle), 0o700); err != nil {
 		t.Fatal(err)
@@ -309,9 +345,9 @@ func TestParseStage(t *testing.T) {
 }
 
 func TestSweep(t *testing.T) {
-	runDir := t.TempDir()
+	runDir := memRunDir(t)
 	old := testNow.Add(-time.Hour)
-	write := func(id string, m *Meta, mtime time.Time) {
+	write := func(id string, m *store.Meta, mtime time.Time) {
 		t.Helper()
 		dir := filepath.Join(runDir, "containers", id)
 		if err := os.MkdirAll(filepath.Join(dir, "krbdir"), 0o700); err != nil {
@@ -328,14 +364,14 @@ func TestSweep(t *testing.T) {
 		}
 	}
 	self, _ := container.ProcessStart(os.Getpid())
-	write("gone", &Meta{ID: "gone", Pid: 1 << 22, Created: old}, old) // no such pid
-	write("reused", &Meta{ID: "reused", Pid: os.Getpid(), PidStart: self + 1, Created: old}, old)
-	write("alive", &Meta{ID: "alive", Pid: os.Getpid(), PidStart: self, Created: old}, old)
-	write("young", &Meta{ID: "young", Pid: 1 << 22, Created: testNow.Add(-time.Minute)}, old)
+	write("gone", &store.Meta{ID: "gone", Pid: 1 << 22, Created: old}, old) // no such pid
+	write("reused", &store.Meta{ID: "reused", Pid: os.Getpid(), PidStart: self + 1, Created: old}, old)
+	write("alive", &store.Meta{ID: "alive", Pid: os.Getpid(), PidStart: self, Created: old}, old)
+	write("young", &store.Meta{ID: "young", Pid: 1 << 22, Created: testNow.Add(-time.Minute)}, old)
 	write("nometa-old", nil, old)
 	write("nometa-young", nil, testNow.Add(-time.Minute))
-	write("self", &Meta{ID: "self", Pid: 1 << 22, Created: old}, old)
-	got := sweep(runDir, "self", testNow)
+	write("self", &store.Meta{ID: "self", Pid: 1 << 22, Created: old}, old)
+	got := (&store.Store{Dir: runDir}).Sweep("self", testNow)
 	if diff := cmp.Diff([]string{"gone", "nometa-old", "reused"}, got); diff != "" {
 		t.Errorf("swept (-want +got):\n%s", diff)
 	}
@@ -350,7 +386,7 @@ func TestSweep(t *testing.T) {
 }
 
 func TestMountWithoutCreateRuntime(t *testing.T) {
-	runDir := t.TempDir()
+	runDir := memRunDir(t)
 	st := strings.NewReader(`{"id":"web1","status":"creating","pid":1,"bundle":"/b","annotations":{"credentialspec":"/s.json"}}`)
 	_, err := Run(context.Background(), Request{Stage: CreateContainer, State: st, Config: testConfig(runDir)})
 	want := "container web1: labelled container without a ticket: " + runDir + " has no ticket directory"
@@ -366,7 +402,7 @@ func containerDirs(t *testing.T, runDir string) map[string]string {
 	entries, _ := os.ReadDir(filepath.Join(runDir, "containers"))
 	dirs := map[string]string{}
 	for _, e := range entries {
-		var m Meta
+		var m store.Meta
 		b, _ := os.ReadFile(filepath.Join(runDir, "containers", e.Name(), "meta.json"))
 		json.Unmarshal(b, &m)
 		dirs[e.Name()] = m.Bundle
@@ -379,7 +415,7 @@ func containerDirs(t *testing.T, runDir string) map[string]string {
 // each container has its own directory, and one's poststop, full or quick,
 // leaves the other's in place.
 func TestSameIDTwoBundles(t *testing.T) {
-	runDir := t.TempDir()
+	runDir := memRunDir(t)
 	a := testBundle(t, map[string]string{container.Key: specDir + "/webapp01.json"})
 	b := testBundle(t, map[string]string{container.Key: specDir + "/webapp01.json"})
 	req := Request{Stage: CreateRuntime, Config: testConfig(runDir),
@@ -426,7 +462,7 @@ func TestSameIDTwoBundles(t *testing.T) {
 // another runtime) is neither removed by poststop, full or quick, nor
 // replaced or removed by another container's createRuntime.
 func TestLiveOtherContainerKept(t *testing.T) {
-	runDir := t.TempDir()
+	runDir := memRunDir(t)
 	bundle := testBundle(t, map[string]string{container.Key: specDir + "/webapp01.json"})
 	unlabelled := testBundle(t, nil)
 	f := &fakeFetch{expires: testNow.Add(time.Hour)}
@@ -480,7 +516,7 @@ func TestLiveOtherContainerKept(t *testing.T) {
 	if len(f.calls) != 1 {
 		t.Errorf("fetched %d times, want once (the victim)", len(f.calls))
 	}
-	var m Meta
+	var m store.Meta
 	if b, err := os.ReadFile(filepath.Join(dir, "meta.json")); err != nil || json.Unmarshal(b, &m) != nil || m.Pid != os.Getpid() {
 		t.Errorf("the victim's meta.json: %+v, %v", m, err)
 	}

@@ -219,7 +219,9 @@ func TestLabelsRefusedByDefault(t *testing.T) {
 	t.Run("admitted spec sends packets", func(t *testing.T) {
 		before := ns.packets(t)
 		id := fmt.Sprintf("admitted-%d", os.Getpid())
-		env := hookEnv{runDir: config.DefaultRunDir, config: writeJSON(t, t.TempDir(), "config.json", map[string]any{"keytab": d.HostKeytab, "timeout": "3s"}, 0o644)}
+		dir := t.TempDir()
+		runDir := memRunDir(t, filepath.Join(dir, "run"))
+		env := hookEnv{runDir: runDir, config: writeJSON(t, dir, "config.json", map[string]any{"keytab": d.HostKeytab, "timeout": "3s", "run_dir": runDir}, 0o644)}
 		b := env.bundle(t, container{args: []string{"/probe"}, uid: 1000, gid: 1000,
 			annotations: map[string]string{"credentialspec": "file://" + specs.name("webapp01.json")}})
 		out, err := rt.exec(t, "run", "--bundle", b, id)

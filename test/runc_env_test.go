@@ -15,6 +15,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -195,7 +196,7 @@ func newHookEnv(t testing.TB, d *Domain, extra map[string]any) hookEnv {
 	t.Helper()
 	dir := t.TempDir()
 	cfg := baseConfig(d)
-	env := hookEnv{runDir: filepath.Join(dir, "run"), log: filepath.Join(dir, "hook.log")}
+	env := hookEnv{runDir: memRunDir(t, filepath.Join(dir, "run")), log: filepath.Join(dir, "hook.log")}
 	cfg["run_dir"], cfg["log_file"] = env.runDir, env.log
 	cfg["policy"] = testPolicy(d)
 	for k, v := range extra {
@@ -210,6 +211,22 @@ func newHookEnv(t testing.TB, d *Domain, extra map[string]any) hookEnv {
 		t.Fatal(err)
 	}
 	return env
+}
+
+// memRunDir makes dir a tmpfs of the test's own, as gmsa-hook install
+// --renewal (or the host's /run) provides one: tickets never reach the disk,
+// and a tmpfs the hook mounted itself would not be seen by a container whose
+// mount namespace was made before it.
+func memRunDir(t testing.TB, dir string) string {
+	t.Helper()
+	if err := os.MkdirAll(dir, 0o711); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mount("tmpfs", dir, "tmpfs", syscall.MS_NOSUID|syscall.MS_NODEV|syscall.MS_NOEXEC, "mode=0711,size=16m"); err != nil {
+		needCI(t, fmt.Sprintf("mount a tmpfs on %s: %v", dir, err))
+	}
+	t.Cleanup(func() { syscall.Unmount(dir, syscall.MNT_DETACH) })
+	return dir
 }
 
 // testPolicy lets labels name the test domain's credential specs and
@@ -309,7 +326,7 @@ func (env hookEnv) assertClean(t testing.TB, rt ociRuntime, id string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if strings.Contains(string(mi), env.runDir) {
+	if strings.Contains(string(mi), env.runDir+"/") {
 		t.Errorf("%s: a mount of %s is left:\n%s", id, env.runDir, mi)
 	}
 	for _, c := range rt.containers(t) {

@@ -65,6 +65,10 @@ type Config struct {
 	// the domain's policy may shorten them. Defaults 10h and 7 days.
 	TicketLifetime Duration `json:"ticket_lifetime,omitempty"`
 	RenewLifetime  Duration `json:"renew_lifetime,omitempty"`
+	// RenewThreshold: a ticket ending sooner than this is renewed by the
+	// renewal pass, and a cached ticket is handed to a new container only
+	// when it is valid for longer. Default DefaultRenewThreshold.
+	RenewThreshold Duration `json:"renew_threshold,omitempty"`
 	// RunDir is where the hook keeps per-container tickets (a tmpfs).
 	// Default /run/gmsa-hook.
 	RunDir string `json:"run_dir,omitempty"`
@@ -84,6 +88,12 @@ const (
 	DefaultTimeout = 20 * time.Second
 	DefaultKeytab  = "/etc/krb5.keytab"
 	DefaultRunDir  = "/run/gmsa-hook"
+	// DefaultRenewThreshold is what credentials-fetcher uses too: with the
+	// renewal timer every 5 minutes, a ticket gets a dozen tries before it
+	// ends, so a domain controller down for less than an hour costs no
+	// container its ticket, and a new container always gets at least an
+	// hour from the cache.
+	DefaultRenewThreshold = time.Hour
 )
 
 // Duration is a time.Duration written as "20s" in JSON.
@@ -239,6 +249,14 @@ func (c *Config) timeout() time.Duration {
 
 // TimeoutOrDefault is the whole-fetch deadline.
 func (c *Config) TimeoutOrDefault() time.Duration { return c.timeout() }
+
+// RenewThresholdOrDefault is the renewal threshold.
+func (c *Config) RenewThresholdOrDefault() time.Duration {
+	if c.RenewThreshold > 0 {
+		return time.Duration(c.RenewThreshold)
+	}
+	return DefaultRenewThreshold
+}
 
 // RunDirOrDefault is where per-container tickets live.
 func (c *Config) RunDirOrDefault() string {
