@@ -9,6 +9,7 @@ import (
 	"github.com/gmsa-hook/gmsa-hook/hook"
 	"github.com/gmsa-hook/gmsa-hook/hook/config"
 	"github.com/gmsa-hook/gmsa-hook/hook/container"
+	"github.com/gmsa-hook/gmsa-hook/hook/store"
 	"github.com/gmsa-hook/gmsa-hook/install"
 	"github.com/gmsa-hook/gmsa-hook/spec"
 	"github.com/gmsa-hook/gmsa-hook/spec/policy"
@@ -62,6 +63,9 @@ var hintTable = []hint{
 	{hook.ErrContainerd, "pass the containerd socket to the hook entries (--containerd-address SOCKET), or give the container the credentialspec annotation"},
 	{install.ErrBundle, "give --bundle an OCI bundle directory with a config.json (runc spec makes one)"},
 	{install.ErrRuntime, "use --runtime runc (with --bundle) or --runtime podman (with --hooks-dir), or add the hooks to the runtime's configuration by hand (see README.md)"},
+	{install.ErrUnitDir, "give --unit-dir the directory systemd reads units from (/etc/systemd/system), writable by root"},
+	{fetcher.ErrNotRenewable, "the renewal pass fetches a new ticket then; check why the fetch failed"},
+	{store.ErrLocked, "another gmsa-hook is fetching the same gMSA and has not finished: check that the domain controllers answer"},
 	{install.ErrHooksDir, "give --hooks-dir a directory Podman or CRI-O reads hooks from (hooks_dir in containers.conf), writable by root"},
 	{kdc.ErrRC4Disabled, "enable AES for the account in Active Directory (msDS-SupportedEncryptionTypes, then reset its password or re-export the keytab), or set \"allow_rc4\": true in the config file to accept RC4"},
 	{kdc.ErrKeyExpired, "the reading account's password has expired: reset it in Active Directory and update the secret"},

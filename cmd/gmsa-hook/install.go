@@ -16,6 +16,11 @@ import (
 // "--runtime podman --hooks-dir DIR", hooks.d files run for every container
 // with a credentialspec annotation.
 func runInstall(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	for _, a := range args {
+		if a == "--renewal" || a == "-renewal" {
+			return runInstallRenewal(args, stdout, stderr)
+		}
+	}
 	fs := newFlags("install", stderr)
 	runtime := fs.String("runtime", "", "the `RUNTIME` to install into (runc or podman)")
 	bundle := fs.String("bundle", "", "runc: the OCI bundle `DIR` whose config.json gets the hooks")

@@ -15,6 +15,10 @@ Usage:
     gmsa-hook fetch --credspec SOURCE --out PATH [--config FILE] [--krb5-conf FILE] [--keytab FILE] [--timeout D]
     gmsa-hook hook STAGE [--config FILE]     (called by the OCI runtime, state on stdin)
     gmsa-hook install --runtime runc --bundle DIR [--config FILE]
+    gmsa-hook install --renewal [--unit-dir DIR] [--config FILE]
+    gmsa-hook renew [--config FILE] [--threshold D]     (what the renewal timer runs)
+    gmsa-hook gc [--config FILE]
+    gmsa-hook status [--config FILE] [--json]
     gmsa-hook policy check --credspec SOURCE [--config FILE] [--annotation K=V ...] [--label K=V ...] [--containerd-namespace NS]
 
 SOURCE is a credential spec: a path, file:///path, arn:aws:ssm:REGION:ACCOUNT:parameter/NAME
@@ -26,6 +30,10 @@ by default it may name only file://NAME.json in /etc/gmsa-hook/credspecs.
 Examples:
     gmsa-hook fetch --credspec /etc/gmsa/webapp01.json --out /tmp/krb5cc
     KRB5CCNAME=/tmp/krb5cc klist
+    gmsa-hook install --renewal [--unit-dir DIR] [--config FILE]
+    gmsa-hook renew [--config FILE] [--threshold D]     (what the renewal timer runs)
+    gmsa-hook gc [--config FILE]
+    gmsa-hook status [--config FILE] [--json]
     gmsa-hook policy check --credspec file://webapp01.json --annotation io.kubernetes.cri.sandbox-namespace=payments
 `
 
@@ -47,6 +55,12 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = runInstall(ctx, args[1:], stdout, stderr)
 	case "policy":
 		err = runPolicy(ctx, args[1:], stdout, stderr)
+	case "renew":
+		err = runRenew(ctx, args[1:], stdout, stderr)
+	case "gc":
+		err = runGC(ctx, args[1:], stdout, stderr)
+	case "status":
+		err = runStatus(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0

@@ -160,6 +160,10 @@ type Cache struct {
 	KDCOffset *KDCOffset
 }
 
+// FlagRenewable is the renewable ticket flag (RFC 4120 5.3, bit 8) in the
+// 32-bit form a cache stores (bit 0 is the top bit).
+const FlagRenewable uint32 = 1 << (31 - 8)
+
 // FlagsFromBitString returns the ticket flags of a KDC reply or ticket (as
 // gokrb5 decodes them) as the 32-bit value a cache stores: bit 0 of the
 // string (reserved) is the top bit. Strings shorter than 32 bits are padded

@@ -22,4 +22,3 @@ func WriteFile(path string, c *Cache, uid, gid int) error {
 	}
 	return nil
 }
-

@@ -403,14 +403,30 @@ func (c *Client) ticket(cname types.PrincipalName, crealm string, tkt messages.T
 // ServiceTicket runs the TGS exchange for service (e.g.
 // "ldap/dc1.corp.example.test") with a ticket-granting ticket.
 func (c *Client) ServiceTicket(ctx context.Context, tgt *Ticket, service string) (*Ticket, error) {
-	sname := types.NewPrincipalName(nametype.KRB_NT_SRV_INST, service)
-	req, err := messages.NewTGSReq(tgt.Client, c.Realm, c.config(), tgt.Ticket, tgt.SessionKey, sname, false)
+	return c.tgs(ctx, tgt, types.NewPrincipalName(nametype.KRB_NT_SRV_INST, service), false)
+}
+
+// Renew renews a renewable ticket-granting ticket (RFC 4120 3.3.1: a TGS
+// exchange with the RENEW option, the ticket itself as the one presented):
+// the KDC returns the same ticket with a new end time, up to its renew-till,
+// without the client's long-term key. One KDC round trip.
+func (c *Client) Renew(ctx context.Context, tgt *Ticket) (*Ticket, error) {
+	return c.tgs(ctx, tgt, tgt.Server, true)
+}
+
+// tgs is a TGS exchange presenting tgt, for sname.
+func (c *Client) tgs(ctx context.Context, tgt *Ticket, sname types.PrincipalName, renewal bool) (*Ticket, error) {
+	what := "service ticket"
+	if renewal {
+		what = "renewal"
+	}
+	req, err := messages.NewTGSReq(tgt.Client, c.Realm, c.config(), tgt.Ticket, tgt.SessionKey, sname, renewal)
 	if err != nil {
-		return nil, fmt.Errorf("build service ticket request: %w", err)
+		return nil, fmt.Errorf("build %s request: %w", what, err)
 	}
 	b, err := req.Marshal()
 	if err != nil {
-		return nil, fmt.Errorf("encode service ticket request: %w", err)
+		return nil, fmt.Errorf("encode %s request: %w", what, err)
 	}
 	reply, kdc, err := c.send(ctx, b)
 	if err != nil {
@@ -426,14 +442,14 @@ func (c *Client) ServiceTicket(ctx context.Context, tgt *Ticket, service string)
 	}
 	plain, err := crypto.DecryptEncPart(rep.EncPart, tgt.SessionKey, keyusage.TGS_REP_ENCPART_SESSION_KEY)
 	if err != nil {
-		return nil, fmt.Errorf("kdc %s: decrypt service ticket reply: %w", kdc, err)
+		return nil, fmt.Errorf("kdc %s: decrypt %s reply: %w", kdc, what, err)
 	}
 	var enc messages.EncKDCRepPart
 	if err := enc.Unmarshal(plain); err != nil {
-		return nil, fmt.Errorf("kdc %s: decode service ticket reply: %w", kdc, err)
+		return nil, fmt.Errorf("kdc %s: decode %s reply: %w", kdc, what, err)
 	}
 	if enc.Nonce != req.ReqBody.Nonce {
-		return nil, fmt.Errorf("kdc %s: service ticket reply does not answer our request (nonce mismatch)", kdc)
+		return nil, fmt.Errorf("kdc %s: %s reply does not answer our request (nonce mismatch)", kdc, what)
 	}
 	return c.ticket(rep.CName, rep.CRealm, rep.Ticket, enc, kdc)
 }

@@ -1,0 +1,318 @@
+package hook
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/gmsa-hook/gmsa-hook/fetcher"
+	"github.com/gmsa-hook/gmsa-hook/fetcher/ccache"
+	"github.com/gmsa-hook/gmsa-hook/hook/config"
+	"github.com/gmsa-hook/gmsa-hook/hook/container"
+	"github.com/gmsa-hook/gmsa-hook/hook/store"
+	"github.com/gmsa-hook/gmsa-hook/spec"
+	"github.com/gmsa-hook/gmsa-hook/spec/policy"
+)
+
+// RenewRequest is one renewal pass over a store: every cached gMSA ticket
+// that live containers use and that ends within Threshold is renewed (or
+// fetched anew) once, and copied into each of those containers; leftovers
+// of containers that are gone are removed.
+type RenewRequest struct {
+	RunDir    string
+	Threshold time.Duration // default config.DefaultRenewThreshold
+	// LoadConfig reads the configuration file an entry was fetched with
+	// ("" for none); nil means config.Load.
+	LoadConfig func(path string) (config.Config, error)
+	// Fetch and Renew get tickets; nil means fetcher.Fetch and
+	// fetcher.Renew.
+	Fetch FetchFunc
+	Renew func(ctx context.Context, req fetcher.RenewRequest) (*fetcher.Result, error)
+	Now   func() time.Time
+}
+
+// EntryReport is what a pass did for one cache entry.
+type EntryReport struct {
+	Key        string
+	Account    string
+	Realm      string
+	Outcome    string // "valid", "renewed", "fetched", "unused", "removed" or "failed"
+	Err        error
+	Expires    time.Time
+	Containers int // live containers whose ticket the pass replaced
+}
+
+// RenewReport is what a pass did.
+type RenewReport struct {
+	Entries []EntryReport
+	Swept   []string // container directories removed (gone containers)
+}
+
+// Failed lists the entries that failed, as one error naming each.
+func (r *RenewReport) Failed() error {
+	var errs []error
+	for _, e := range r.Entries {
+		if e.Err != nil {
+			errs = append(errs, e.Err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Renew runs one renewal pass. One KDC exchange per gMSA that needs it, not
+// one per container. A failure for one entry does not stop the others; the
+// report names each.
+func Renew(ctx context.Context, req RenewRequest) (*RenewReport, error) {
+	if req.Threshold <= 0 {
+		req.Threshold = config.DefaultRenewThreshold
+	}
+	if req.Now == nil {
+		req.Now = time.Now
+	}
+	if req.LoadConfig == nil {
+		req.LoadConfig = loadConfig
+	}
+	s, _, err := store.Open(req.RunDir)
+	if err != nil {
+		return nil, err
+	}
+	rep := &RenewReport{Swept: s.Sweep("", req.Now())}
+	users := map[string][]store.Container{}
+	if cs, err := s.Containers(); err == nil {
+		for _, c := range cs {
+			if c.Meta != nil && c.Meta.CacheKey != "" && container.ProcessAlive(c.Meta.Pid, c.Meta.PidStart) {
+				users[c.Meta.CacheKey] = append(users[c.Meta.CacheKey], c)
+			}
+		}
+	}
+	entries, err := s.Entries()
+	if err != nil {
+		return rep, fmt.Errorf("%w: read cache: %v", ErrRunDir, err)
+	}
+	for _, e := range entries {
+		rep.Entries = append(rep.Entries, req.entry(ctx, s, e.Key, users[e.Key]))
+	}
+	return rep, nil
+}
+
+func loadConfig(path string) (config.Config, error) {
+	if path == "" {
+		return config.Config{}, nil
+	}
+	return config.Load(path)
+}
+
+// entry renews one cache entry under its lock and copies the result into
+// the containers that use it.
+func (req *RenewRequest) entry(ctx context.Context, s *store.Store, key string, users []store.Container) EntryReport {
+	r := EntryReport{Key: key}
+	// A create holding the lock gives up at its own deadline (the default
+	// fetch timeout, unless configured longer): wait as long, and a little.
+	lctx, cancel := context.WithTimeout(ctx, config.DefaultTimeout+5*time.Second)
+	defer cancel()
+	unlock, err := s.Lock(lctx, key)
+	if err != nil {
+		r.Outcome, r.Err = "failed", err
+		return r
+	}
+	defer unlock()
+	e, ticket, err := s.Get(key)
+	if err != nil {
+		r.Outcome, r.Err = "failed", fmt.Errorf("cache entry %s: %w", key, err)
+		return r
+	}
+	r.Account, r.Realm, r.Expires = e.Account, e.Realm, e.Expires
+	now := req.Now()
+	e.Checked = now.UTC()
+	switch {
+	case len(users) == 0 && !e.Expires.After(now):
+		// Nobody uses it and it can serve no new container: gone.
+		r.Outcome = "removed"
+		if err := s.Remove(key); err != nil {
+			r.Outcome, r.Err = "failed", err
+		}
+		return r
+	case len(users) == 0:
+		r.Outcome = "unused"
+	case e.Expires.Sub(now) > req.Threshold:
+		r.Outcome = "valid"
+	default:
+		nt, ne, err := req.refresh(ctx, e, ticket)
+		if err != nil {
+			e.Outcome, e.Error = "failed", err.Error()
+			_ = s.PutEntry(e)
+			r.Outcome, r.Err = "failed", fmt.Errorf("%s@%s: %w", e.Account, e.Realm, err)
+			return r
+		}
+		e, ticket = ne, nt
+		if err := s.Put(e, ticket); err != nil {
+			r.Outcome, r.Err = "failed", err
+			return r
+		}
+		r.Outcome, r.Expires = e.Outcome, e.Expires
+	}
+	if r.Outcome == "valid" || r.Outcome == "unused" {
+		e.Outcome, e.Error = r.Outcome, ""
+		_ = s.PutEntry(e)
+	}
+	// Every live container whose copy is older than the entry's gets the
+	// entry's ticket: renewed now, or fetched by a create since.
+	for _, c := range users {
+		if !c.Meta.Expires.Before(e.Expires) {
+			continue
+		}
+		m := *c.Meta
+		m.Expires, m.Renewed = e.Expires, now.UTC()
+		if err := store.Replace(c.Dir, &m, ticket); err != nil {
+			r.Outcome, r.Err = "failed", fmt.Errorf("%s@%s: container %s: %w", e.Account, e.Realm, container.Short(m.ID), err)
+			return r
+		}
+		r.Containers++
+	}
+	return r
+}
+
+// refresh gets a new ticket for an entry: a TGS renewal while the ticket is
+// renewable beyond the threshold, else (or when the renewal fails) a fresh
+// fetch, which re-reads the managed password so that a rotation is picked
+// up. The spec is read again under the policy, as at create.
+func (req *RenewRequest) refresh(ctx context.Context, e *store.Entry, ticket []byte) ([]byte, *store.Entry, error) {
+	cfg, err := req.LoadConfig(e.Config)
+	if err != nil {
+		return nil, nil, err
+	}
+	now := req.Now()
+	old, err := ccache.Parse(ticket)
+	if err != nil {
+		return nil, nil, fmt.Errorf("cached ticket: %w", err)
+	}
+	var renewErr error
+	if len(old.Credentials) > 0 && old.Credentials[0].RenewTill.Sub(now) > req.Threshold {
+		renew := req.Renew
+		if renew == nil {
+			renew = fetcher.Renew
+		}
+		res, err := renew(ctx, fetcher.RenewRequest{Cache: old, Domain: domainOf(e.Realm), Config: cfg, Now: req.Now})
+		if err == nil {
+			b, err := res.Cache.MarshalBinary()
+			if err != nil {
+				return nil, nil, err
+			}
+			ne := *e
+			ne.Renewed, ne.Expires, ne.Outcome, ne.Error = now.UTC(), res.Expires.UTC(), "renewed", ""
+			return b, &ne, nil
+		}
+		renewErr = err
+	}
+	freq, err := readmit(ctx, cfg, e.Source)
+	if err != nil {
+		return nil, nil, joinRenew(renewErr, err)
+	}
+	fetch := req.Fetch
+	if fetch == nil {
+		fetch = fetcher.Fetch
+	}
+	res, err := fetch(ctx, *freq)
+	if err != nil {
+		return nil, nil, joinRenew(renewErr, err)
+	}
+	b, err := res.Cache.MarshalBinary()
+	if err != nil {
+		return nil, nil, err
+	}
+	ne := *e
+	ne.Fetched, ne.Expires, ne.DC, ne.Outcome, ne.Error = now.UTC(), res.Expires.UTC(), res.DC, "fetched", ""
+	ne.RenewTill = time.Time{}
+	if len(res.Cache.Credentials) > 0 {
+		ne.RenewTill = res.Cache.Credentials[0].RenewTill.UTC()
+	}
+	return b, &ne, nil
+}
+
+// joinRenew names a failed renewal beside the fetch that followed it.
+func joinRenew(renewErr, err error) error {
+	if renewErr == nil {
+		return err
+	}
+	return fmt.Errorf("%w (after the renewal failed: %v)", err, renewErr)
+}
+
+// domainOf is the DNS domain of an AD realm.
+func domainOf(realm string) string { return strings.ToLower(realm) }
+
+// readmit reads a cached entry's spec and reader secret again under the
+// policy, as the hook did at create.
+func readmit(ctx context.Context, cfg config.Config, source string) (*fetcher.Request, error) {
+	pol := policy.New(cfg)
+	remote := spec.NewAWS(cfg.AWS)
+	l, err := pol.Source(source)
+	if err != nil {
+		return nil, err
+	}
+	cs, err := pol.Load(ctx, l, remote)
+	if err != nil {
+		return nil, fmt.Errorf("read credential spec: %w", err)
+	}
+	req := &fetcher.Request{Source: source, Spec: cs, Config: cfg, Remote: remote}
+	if cs.Domainless() {
+		if req.Secret, err = pol.Secret(ctx, cs, remote); err != nil {
+			return nil, fmt.Errorf("read reader secret for gMSA %q: %w", cs.Account()+"$", err)
+		}
+	}
+	return req, nil
+}
+
+// GC removes what containers that are gone left behind (their directories,
+// judged from the process recorded at create), cache entries nobody uses
+// that have ended, and temporary files of killed writers. A live
+// container's ticket is never removed.
+func GC(runDir string, now time.Time) (*RenewReport, error) {
+	s, _, err := store.Open(runDir)
+	if err != nil {
+		return nil, err
+	}
+	rep := &RenewReport{Swept: s.Sweep("", now)}
+	used := map[string]bool{}
+	cs, _ := s.Containers()
+	for _, c := range cs {
+		if c.Meta != nil {
+			used[c.Meta.CacheKey] = true
+		}
+		removeTemps(filepath.Join(c.Dir, container.KrbDir), now)
+		removeTemps(c.Dir, now)
+	}
+	entries, _ := s.Entries()
+	for _, e := range entries {
+		removeTemps(filepath.Join(s.Dir, store.CacheDir, e.Key), now)
+		if used[e.Key] || e.Expires.After(now) {
+			continue
+		}
+		r := EntryReport{Key: e.Key, Account: e.Account, Realm: e.Realm, Outcome: "removed", Expires: e.Expires}
+		if err := s.Remove(e.Key); err != nil {
+			r.Outcome, r.Err = "failed", err
+		}
+		rep.Entries = append(rep.Entries, r)
+	}
+	return rep, nil
+}
+
+// removeTemps removes store.WriteFile's temporary files older than a
+// minute: a writer killed between create and rename leaves one.
+func removeTemps(dir string, now time.Time) {
+	des, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, d := range des {
+		if !strings.HasPrefix(d.Name(), ".") || !strings.Contains(d.Name(), store.TempInfix) {
+			continue
+		}
+		if info, err := d.Info(); err == nil && now.Sub(info.ModTime()) > time.Minute {
+			os.Remove(filepath.Join(dir, d.Name()))
+		}
+	}
+}
