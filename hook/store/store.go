@@ -254,11 +254,13 @@ const SweepAge = 10 * time.Minute
 // poststop never ran: crun and Podman skip it when a create fails after
 // createRuntime, and a killed runtime runs nothing. A directory goes when
 // its meta.json names a process that no longer exists (or another process
-// now holds its pid: the start time differs) and it is older than SweepAge,
-// or when it has no readable meta.json and is older than SweepAge. except
-// is the name of the container at hand. It returns the names it removed;
-// errors are ignored, the next sweep tries again. A live container's
-// directory is never removed.
+// now holds its pid: the start time differs): the pid is the container's
+// init, recorded at create, so its end is the container's. A directory
+// without a readable meta.json goes once it is older than SweepAge (a
+// create may be writing it); one whose meta.json names no process (a
+// runtime that gave none) is kept. except is the name of the container at
+// hand. It returns the names it removed; errors are ignored, the next sweep
+// tries again. A live container's directory is never removed.
 func (s *Store) Sweep(except string, now time.Time) []string {
 	cs, _ := s.Containers()
 	var removed []string
@@ -266,11 +268,11 @@ func (s *Store) Sweep(except string, now time.Time) []string {
 		if c.Name == except {
 			continue
 		}
-		info, err := os.Stat(c.Dir)
-		if err != nil || now.Sub(info.ModTime()) < SweepAge {
-			continue
-		}
-		if m := c.Meta; m != nil && (now.Sub(m.Created) < SweepAge || container.ProcessAlive(m.Pid, m.PidStart)) {
+		if m := c.Meta; m != nil {
+			if m.Pid <= 0 || container.ProcessAlive(m.Pid, m.PidStart) {
+				continue
+			}
+		} else if info, err := os.Stat(c.Dir); err != nil || now.Sub(info.ModTime()) < SweepAge {
 			continue
 		}
 		if os.RemoveAll(c.Dir) == nil {

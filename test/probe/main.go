@@ -10,16 +10,20 @@
 //	probe: uid=1000 read-only
 //	probe: ok client=webapp01$@CORP.EXAMPLE.TEST service=ldap/dc1.corp.example.test@CORP.EXAMPLE.TEST etype=18
 //	probe: denied: open ...: permission denied
+//	probe: tgt end=1764612345                     (the cached TGT's end time, Unix seconds)
+//	probe: watched 5123 reads, 3 tickets, 0 bad   (-watch: read until stdin closes)
 package main
 
 import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"syscall"
+	"time"
 
 	"github.com/jcmturner/gokrb5/v8/client"
 	"github.com/jcmturner/gokrb5/v8/config"
@@ -32,7 +36,12 @@ func main() {
 	realm := flag.String("realm", "CORP.EXAMPLE.TEST", "realm")
 	spn := flag.String("spn", "ldap/dc1.corp.example.test", "service principal to get a ticket for")
 	denied := flag.Bool("expect-denied", false, "succeed only when the cache cannot be read")
+	watch := flag.Bool("watch", false, "read the cache over and over until stdin closes; count reads that find it partial, missing or invalid")
 	flag.Parse()
+	if *watch {
+		watchCache(*ccache)
+		return
+	}
 	if err := probe(*ccache, *kdc, *realm, *spn, *denied); err != nil {
 		fmt.Printf("probe: error: %v\n", err)
 		os.Exit(1)
@@ -89,6 +98,11 @@ func probe(path, kdc, realm, spn string, expectDenied bool) error {
 	if err != nil {
 		return err
 	}
+	for _, c := range cc.GetEntries() {
+		if len(c.Server.PrincipalName.NameString) > 0 && c.Server.PrincipalName.NameString[0] == "krbtgt" {
+			fmt.Printf("probe: tgt end=%d\n", c.EndTime.Unix())
+		}
+	}
 	cl, err := client.NewFromCCache(cc, cfg, client.DisablePAFXFAST(true))
 	if err != nil {
 		return fmt.Errorf("client from %s: %w", path, err)
@@ -101,4 +115,55 @@ func probe(path, kdc, realm, spn string, expectDenied bool) error {
 		cc.GetClientPrincipalName().PrincipalNameString(), cc.GetClientRealm(),
 		tkt.SName.PrincipalNameString(), tkt.Realm, key.KeyType)
 	return nil
+}
+
+// watchCache reads the cache until stdin closes. A read that fails, a
+// cache that does not decode or holds no TGT valid now, counts as bad.
+func watchCache(path string) {
+	if path == "" {
+		path = "/var/credentials-fetcher/krbdir/krb5cc"
+	}
+	done := make(chan struct{})
+	go func() {
+		io.Copy(io.Discard, os.Stdin)
+		close(done)
+	}()
+	reads, bad := 0, 0
+	var firstBad error
+	ends := map[int64]bool{}
+	for {
+		select {
+		case <-done:
+			fmt.Printf("probe: watched %d reads, %d tickets, %d bad\n", reads, len(ends), bad)
+			if firstBad != nil {
+				fmt.Printf("probe: first bad read: %v\n", firstBad)
+			}
+			return
+		default:
+		}
+		reads++
+		err := func() error {
+			b, err := os.ReadFile(path)
+			if err != nil {
+				return err
+			}
+			cc := new(credentials.CCache)
+			if err := cc.Unmarshal(b); err != nil {
+				return fmt.Errorf("decode %d bytes: %w", len(b), err)
+			}
+			for _, c := range cc.GetEntries() {
+				if len(c.Server.PrincipalName.NameString) > 0 && c.Server.PrincipalName.NameString[0] == "krbtgt" && c.EndTime.After(time.Now()) {
+					ends[c.EndTime.Unix()] = true
+					return nil
+				}
+			}
+			return errors.New("no valid tgt in the cache")
+		}()
+		if err != nil {
+			bad++
+			if firstBad == nil {
+				firstBad = err
+			}
+		}
+	}
 }
