@@ -63,6 +63,10 @@ jq --arg spec "$spec" '
 ' "$bundle/config.json" >"$tmp"
 mv "$tmp" "$bundle/config.json"
 
+say "gmsa-hook install --renewal: the renewal timer's units (here into $demo/units: no systemd runs), and the ticket store's tmpfs"
+mkdir -p "$demo/units"
+"$bin/gmsa-hook" install --renewal --unit-dir "$demo/units" --config "$demo/config.json"
+
 say "gmsa-hook install --runtime runc --bundle $bundle --config $demo/config.json"
 "$bin/gmsa-hook" install --runtime runc --bundle "$bundle" --config "$demo/config.json"
 jq '.hooks' "$bundle/config.json"
@@ -70,6 +74,9 @@ jq '.hooks' "$bundle/config.json"
 id=gmsa-demo-$$
 say "runc run $id  (annotation credentialspec=$spec)"
 (cd "$bundle" && runc run "$id")
+
+say "gmsa-hook status: the node's cache keeps the gMSA's ticket for the next container"
+"$bin/gmsa-hook" status --config "$demo/config.json"
 
 say "after the container stopped"
 if compgen -G "/run/gmsa-hook/containers/$id-*" >/dev/null; then

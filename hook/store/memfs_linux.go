@@ -6,6 +6,7 @@ package store
 
 import (
 	"fmt"
+	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -27,8 +28,8 @@ func memoryFS(dir string) (mounted bool, err error) {
 	if st.Type == unix.TMPFS_MAGIC || st.Type == unix.RAMFS_MAGIC {
 		return false, nil
 	}
-	if names, err := readNames(dir); err != nil || len(names) > 0 {
-		return false, fmt.Errorf("%w: %s is on a disk, not a memory file system, and is not empty (%d entries): tickets must not reach a disk; empty it, or mount a tmpfs on it (mount -t tmpfs -o mode=0711,size=%s tmpfs %s)", ErrRunDir, dir, len(names), tmpfsSize, dir)
+	if files, err := filesUnder(dir); err != nil || len(files) > 0 {
+		return false, fmt.Errorf("%w: %s is on a disk, not a memory file system, and holds files (%s): tickets must not reach a disk; remove them, or mount a tmpfs on it (mount -t tmpfs -o mode=0711,size=%s tmpfs %s)", ErrRunDir, dir, strings.Join(files, ", "), tmpfsSize, dir)
 	}
 	if err := unix.Mount("tmpfs", dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "mode=0711,size="+tmpfsSize); err != nil {
 		return false, fmt.Errorf("%w: %s is on a disk, not a memory file system, and mounting a tmpfs there failed: %v; mount one (mount -t tmpfs -o mode=0711,size=%s tmpfs %s) or set run_dir to a directory on a tmpfs", ErrRunDir, dir, err, tmpfsSize, dir)

@@ -282,11 +282,23 @@ func (s *Store) Sweep(except string, now time.Time) []string {
 	return removed
 }
 
-func readNames(dir string) ([]string, error) {
-	f, err := os.Open(dir)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	return f.Readdirnames(-1)
+// filesUnder lists (up to three of) the files under dir other than the
+// version file: empty directories of the layout hide nothing when a tmpfs
+// is mounted over them.
+func filesUnder(dir string) ([]string, error) {
+	var files []string
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() || p == filepath.Join(dir, VersionFile) {
+			return nil
+		}
+		files = append(files, strings.TrimPrefix(p, dir+"/"))
+		if len(files) == 3 {
+			return filepath.SkipAll
+		}
+		return nil
+	})
+	return files, err
 }
