@@ -12,7 +12,10 @@ import (
 	"time"
 
 	"github.com/go-ldap/ldap/v3"
+	"github.com/jcmturner/gokrb5/v8/iana/nametype"
+	"github.com/jcmturner/gokrb5/v8/types"
 
+	"github.com/gmsa-hook/gmsa-hook/fetcher/kdc"
 	"github.com/gmsa-hook/gmsa-hook/spec"
 )
 
@@ -348,4 +351,19 @@ func CheckKeytab(cfg Config) (string, error) {
 		return "", err
 	}
 	return p.name + "@" + p.realm, nil
+}
+
+// ClockOffset is how far the KDC's clock is ahead of ours (negative:
+// behind), measured against the middle of one exchange, and the KDC asked.
+// name is any principal of the realm; nothing is logged in.
+func (d *DCs) ClockOffset(ctx context.Context, cfg Config, realm, name string) (time.Duration, string, error) {
+	kc := &kdc.Client{Realm: strings.ToUpper(realm), KDCs: slices.Clone(d.KDCs), Dial: d.d.dial, AllowRC4: cfg.AllowRC4}
+	start := time.Now()
+	server, t, err := kc.ServerTime(ctx, types.NewPrincipalName(nametype.KRB_NT_PRINCIPAL, name))
+	if err != nil {
+		return 0, server, err
+	}
+	end := time.Now()
+	mid := start.Add(end.Sub(start) / 2)
+	return t.Sub(mid), server, nil
 }

@@ -16,6 +16,9 @@ Usage:
     gmsa-hook hook STAGE [--config FILE]     (called by the OCI runtime, state on stdin)
     gmsa-hook install --runtime runc --bundle DIR [--config FILE]
     gmsa-hook policy check --credspec SOURCE [--config FILE] [--annotation K=V ...] [--label K=V ...] [--containerd-namespace NS]
+    gmsa-hook credspec create --gmsa NAME --domain DNSNAME [--keytab FILE | --secret SOURCE [--domainless]] [--out DEST] [--config FILE]
+    gmsa-hook credspec check SOURCE [--config FILE] [--keytab FILE]
+    gmsa-hook doctor [--credspec SOURCE] [--config FILE] [--hooks-dir DIR ...] [--bundle DIR ...] [--json]
 
 SOURCE is a credential spec: a path, file:///path, arn:aws:ssm:REGION:ACCOUNT:parameter/NAME
 or arn:aws:s3:::BUCKET/KEY, optionally prefixed credentialspec: or credentialspecdomainless:.
@@ -27,6 +30,9 @@ Examples:
     gmsa-hook fetch --credspec /etc/gmsa/webapp01.json --out /tmp/krb5cc
     KRB5CCNAME=/tmp/krb5cc klist
     gmsa-hook policy check --credspec file://webapp01.json --annotation io.kubernetes.cri.sandbox-namespace=payments
+    gmsa-hook credspec create --gmsa webapp01 --domain corp.example.test --secret /etc/gmsa-hook/secrets/reader.json \
+        --domainless --out /etc/gmsa-hook/credspecs/webapp01.json
+    gmsa-hook doctor --credspec file://webapp01.json --config /etc/gmsa-hook/config.json
 `
 
 // exitError is a failure already reported.
@@ -47,6 +53,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = runInstall(ctx, args[1:], stdout, stderr)
 	case "policy":
 		err = runPolicy(ctx, args[1:], stdout, stderr)
+	case "credspec":
+		err = runCredspec(ctx, args[1:], stdout, stderr)
+	case "doctor":
+		err = runDoctor(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
