@@ -43,6 +43,7 @@ var hintTable = []hint{
 	{fetcher.ErrNotGMSA, "name a group Managed Service Account (New-ADServiceAccount, or samba-tool service-account create), not a user or computer account"},
 	{errSpecMismatch, "the spec was made for another domain or account: make it again with gmsa-hook credspec create"},
 	{errNoSPN, "a ticket is fetched without one, but services find the gMSA by its SPNs: add them with Set-ADServiceAccount -ServicePrincipalNames or samba-tool spn add"},
+	{errNoWiring, "install the hooks with gmsa-hook install --runtime podman --hooks-dir DIR (or --runtime runc --bundle DIR), or show doctor where they are with --hooks-dir or --bundle"},
 	{spec.ErrNoWriter, "configure AWS access in the \"aws\" section of the config file"},
 	{fetcher.ErrDisabled, "enable the gMSA account in Active Directory (Enable-ADAccount, or samba-tool user enable)"},
 	{fetcher.ErrLayerRefused, "leave ldap_security unset (seal), or set \"ldaps\": true in the config file"},
