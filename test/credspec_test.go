@@ -178,3 +178,40 @@ func TestCredspecCreate(t *testing.T) {
 		})
 	}
 }
+
+// TestCredspecCheck: a spec of the test domain passes (the missing SPNs
+// are a warning); a gMSA the reader may not read and a spec with another
+// domain's SID fail with the finding and its hint.
+func TestCredspecCheck(t *testing.T) {
+	d := testDomain(t)
+	dir := t.TempDir()
+	config := writeJSON(t, dir, "config.json", baseConfig(d), 0o600)
+	b, _ := os.ReadFile(d.Credspec("webapp01-domainless"))
+	var m map[string]any
+	json.Unmarshal(b, &m)
+	m["DomainJoinConfig"].(map[string]any)["Sid"] = "S-1-5-21-1-2-3"
+	tampered := writeJSON(t, dir, "tampered.json", m, 0o644)
+	for _, tc := range []struct {
+		name, spec string
+		code       int
+		line, hint string
+	}{
+		{"good", d.Credspec("webapp01-domainless"), 0, `warn  SPNs  +gMSA "webapp01\$": the gMSA has no service principal names`, "samba-tool spn add"},
+		{"not readable", d.Credspec("webapp03-domainless"), 1, `fail  password +gmsa-reader@CORP.EXAMPLE.TEST reading gMSA "webapp03\$": not permitted to retrieve the managed password`, "PrincipalsAllowedToRetrieveManagedPassword"},
+		{"another domain's sid", tampered, 1, `fail  DomainJoinConfig.Sid +DomainJoinConfig.Sid "S-1-5-21-1-2-3" does not match the directory: it says "S-1-5-21-`, "gmsa-hook credspec create"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := runHook(t, []string{}, "credspec", "check", tc.spec, "--config", config)
+			assertNoSecrets(t, d, r.stdout+r.stderr)
+			if r.code != tc.code {
+				t.Errorf("exit %d, want %d\n%s", r.code, tc.code, r.stderr)
+			}
+			if !regexp.MustCompile(`(?m)^`+tc.line).MatchString(r.stdout) || !strings.Contains(r.stdout, "      hint: ") || !strings.Contains(r.stdout, tc.hint) {
+				t.Errorf("stdout:\n%s\nwant a line matching %s and a hint with %q", r.stdout, tc.line, tc.hint)
+			}
+			if tc.code == 1 && !strings.HasPrefix(r.stderr, "gmsa-hook: error: credential spec "+tc.spec+": 1 of ") {
+				t.Errorf("stderr:\n%s", r.stderr)
+			}
+		})
+	}
+}
