@@ -103,7 +103,22 @@ type Error struct {
 	Step   string // e.g. `read password of gMSA "webapp01$"`
 	Server string // a DC host or KDC address, when one was involved
 	Err    error
+	// Phase is the part of the pipeline that failed, for tools that walk
+	// it step by step (gmsa-hook doctor); it is not part of the message.
+	Phase Phase
 }
+
+// Phase is a part of the pipeline a fetch or a Describe walks.
+type Phase string
+
+const (
+	PhaseCredspec Phase = "credspec" // the spec, the reader's secret or the host keytab
+	PhaseLocate   Phase = "locate"   // finding the domain controllers
+	PhaseLogin    Phase = "login"    // the reader's ticket for ldap/<dc>
+	PhaseBind     Phase = "bind"     // the LDAP connection and its protected bind
+	PhaseRead     Phase = "read"     // the searches: the gMSA, its password
+	PhaseTicket   Phase = "gmsa"     // the gMSA's own AS exchange
+)
 
 func (e *Error) Error() string {
 	if e.Server != "" {
@@ -121,19 +136,7 @@ func (e *Error) Unwrap() error { return e.Err }
 // Fetch returns a ticket-granting ticket for the spec's gMSA. It gives up
 // at the configured timeout (or the context's deadline, if sooner).
 func Fetch(ctx context.Context, req Request) (*Result, error) {
-	timeout := req.Config.TimeoutOrDefault()
-	ctx, cancel := context.WithTimeoutCause(ctx, timeout, fmt.Errorf("%w of %s", ErrDeadline, timeout))
-	defer cancel()
-	res, err := fetch(ctx, req)
-	if err != nil && ctx.Err() != nil {
-		var fe *Error
-		if errors.As(err, &fe) {
-			fe.Err = fmt.Errorf("%w: %v", context.Cause(ctx), innermost(fe.Err))
-			return nil, fe
-		}
-		return nil, fmt.Errorf("%w: %v", context.Cause(ctx), err)
-	}
-	return res, err
+	return withDeadline(ctx, req.Config, func(ctx context.Context) (*Result, error) { return fetch(ctx, req) })
 }
 
 // innermost drops the timeout noise of wrapped network errors.
@@ -153,106 +156,59 @@ func fetch(ctx context.Context, req Request) (*Result, error) {
 	if cs == nil {
 		src, err := spec.ParseSource(req.Source)
 		if err != nil {
-			return nil, &Error{Step: "read credential spec", Err: err}
+			return nil, &Error{Step: "read credential spec", Err: err, Phase: PhaseCredspec}
 		}
 		if cs, err = spec.Load(ctx, src, req.Remote); err != nil {
-			return nil, &Error{Step: "read credential spec", Err: err}
+			return nil, &Error{Step: "read credential spec", Err: err, Phase: PhaseCredspec}
 		}
 	}
 	cfg := (*conf)(&req.Config)
 	name, domain, realm := cs.Account(), cs.DNSDomain(), cs.Realm()
 	gmsa := fmt.Sprintf("gMSA %q", name+"$")
 
-	// Who reads the password: the domainless user, or the host.
-	var reader types.PrincipalName
-	var readerRealm, readerSalt, dn string
-	var readerKeys kdc.KeyFunc
-	if cs.Domainless() {
-		sec := req.Secret
-		if sec == nil {
-			src, err := spec.ParseSecretSource(cs.CredentialArn())
-			if err != nil {
-				return nil, &Error{Step: "read reader secret for " + gmsa, Err: err}
-			}
-			s, err := spec.LoadSecret(ctx, src, req.Remote)
-			if err != nil {
-				return nil, &Error{Step: "read reader secret for " + gmsa, Err: err}
-			}
-			sec = &s
-		}
-		readerRealm = strings.ToUpper(sec.DomainName)
-		reader = types.NewPrincipalName(nametype.KRB_NT_PRINCIPAL, sec.Username)
-		readerSalt = readerRealm + sec.Username
-		readerKeys = kdc.PasswordKeys(sec.Password)
-		dn = sec.DistinguishedName
-	} else {
-		p, keys, err := cfg.keytabKeys()
-		if err != nil {
-			return nil, &Error{Step: "read host keytab for " + gmsa, Err: err}
-		}
-		reader, readerRealm = types.NewPrincipalName(nametype.KRB_NT_PRINCIPAL, p.name), p.realm
-		readerKeys = kdc.FixedKeys(keys)
+	rd, err := cfg.reader(ctx, cs, req.Secret, req.Remote)
+	if err != nil {
+		return nil, &Error{Step: rd.readStep(gmsa), Err: err, Phase: PhaseCredspec}
 	}
-	readerName := fmt.Sprintf("%q", strings.Join(reader.NameString, "/")+"@"+readerRealm)
+	readerName := rd.name()
 	tm.lap("credspec")
 
 	d, err := cfg.locate(ctx, domain, realm)
 	if err != nil {
-		return nil, &Error{Step: "find domain controllers of " + domain, Err: err}
+		return nil, &Error{Step: "find domain controllers of " + domain, Err: err, Phase: PhaseLocate}
 	}
 	tm.lap("locate")
-	kc := &kdc.Client{Realm: readerRealm, KDCs: d.kdcs, Dial: d.dial,
-		Lifetime: time.Duration(cfg.TicketLifetime), RenewLifetime: renew(cfg), Now: req.Now, AllowRC4: cfg.AllowRC4}
-	// The reader needs no ticket but the one for the DC's LDAP service: it
-	// asks the AS for that directly, one KDC round trip instead of a login
-	// and a TGS exchange. Another DC, after a failover, gets its own.
-	// The first DC's ticket is asked for before its LDAP port is tried, so
-	// that a wrong password or an unreachable KDC is reported as the
-	// login's failure. A DC named by address has no service principal:
-	// whether that matters is known once its LDAP port answers or not.
-	type ticketResult struct {
-		t   *kdc.Ticket
-		err error
-	}
-	tickets := map[string]ticketResult{}
-	ldapTicket := func(ctx context.Context, host string) (*kdc.Ticket, error) {
-		r, ok := tickets[host]
-		if !ok {
-			r.t, r.err = kc.LoginTo(ctx, reader, readerSalt, readerKeys, "ldap/"+host)
-			tickets[host] = r
-		}
-		return r.t, r.err
-	}
-	if _, err := ldapTicket(ctx, d.ldap[0]); err != nil && !errors.Is(err, kdc.ErrUnknownService) {
-		return nil, &Error{Step: "log in as " + readerName, Server: kdcOf(err, d), Err: err}
+	s := cfg.session(d, rd, req.Now)
+	if err := s.login(ctx); err != nil {
+		return nil, err
 	}
 	tm.lap("login")
-	acct, host, err := cfg.readAccount(ctx, d, ldapTicket, name, domain, dn)
+	acct, host, err := cfg.readAccount(ctx, d, s.ticket, name, domain, rd.dn)
 	var le *loginError
 	if errors.As(err, &le) {
-		return nil, &Error{Step: "log in as " + readerName, Server: kdcOf(le.err, d), Err: le.err}
+		return nil, &Error{Step: "log in as " + readerName, Server: kdcOf(le.err, d), Err: le.err, Phase: PhaseLogin}
 	}
 	if err != nil {
 		if host == "" {
 			host = strings.Join(d.ldap, ", ")
 		}
-		return nil, &Error{Step: "read password of " + gmsa + " as " + readerName, Server: host, Err: err}
+		return nil, &Error{Step: "read password of " + gmsa + " as " + readerName, Server: host, Err: err, Phase: phaseOf(err)}
 	}
 	gmsa = fmt.Sprintf("gMSA %q", acct.SAM)
 	if acct.Disabled {
-		return nil, &Error{Step: "read password of " + gmsa, Server: host, Err: ErrDisabled}
+		return nil, &Error{Step: "read password of " + gmsa, Server: host, Err: ErrDisabled, Phase: PhaseRead}
 	}
 	if acct.Blob == nil {
-		return nil, &Error{Step: "read password of " + gmsa + " as " + readerName, Server: host, Err: ErrNotPermitted}
+		return nil, &Error{Step: "read password of " + gmsa + " as " + readerName, Server: host, Err: ErrNotPermitted, Phase: PhaseRead}
 	}
 	mp, err := blob.Parse(acct.Blob)
 	if err != nil {
-		return nil, &Error{Step: "read password of " + gmsa, Server: host, Err: fmt.Errorf("%w: %v", ErrBlob, err)}
+		return nil, &Error{Step: "read password of " + gmsa, Server: host, Err: fmt.Errorf("%w: %v", ErrBlob, err), Phase: PhaseRead}
 	}
 	defer mp.Wipe()
 
 	tm.lap("ldap")
-	gc := &kdc.Client{Realm: realm, KDCs: kc.KDCs, Dial: d.dial,
+	gc := &kdc.Client{Realm: realm, KDCs: s.kc.KDCs, Dial: d.dial,
 		Lifetime: time.Duration(cfg.TicketLifetime), RenewLifetime: renew(cfg), Now: req.Now, AllowRC4: cfg.AllowRC4}
 	principal := types.NewPrincipalName(nametype.KRB_NT_PRINCIPAL, acct.SAM)
 	salt := blob.Salt(realm, acct.SAM, domain)
@@ -265,7 +221,7 @@ func fetch(ctx context.Context, req Request) (*Result, error) {
 		}
 	}
 	if err != nil {
-		return nil, &Error{Step: "get ticket of " + gmsa, Server: kdcOf(err, d), Err: err}
+		return nil, &Error{Step: "get ticket of " + gmsa, Server: kdcOf(err, d), Err: err, Phase: PhaseTicket}
 	}
 	tm.lap("gmsa")
 	return &Result{

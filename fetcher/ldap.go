@@ -37,20 +37,37 @@ func baseDN(domain string) string {
 // readAccount reads the gMSA's entry from the first DC that answers,
 // failing over to the next on network errors. It returns the DC used.
 func (c *conf) readAccount(ctx context.Context, d *dcs, ticket ldapTicketFunc, name, domain, dn string) (*account, string, error) {
+	var a *account
+	host, err := c.eachDC(ctx, d, func(ctx context.Context, host string) error {
+		l, bounded, err := c.bind(ctx, d, host, ticket)
+		if err != nil {
+			return &bindError{err}
+		}
+		defer l.Close()
+		a, err = searchAccount(l, bounded, name, domain, dn)
+		return err
+	})
+	return a, host, err
+}
+
+// eachDC runs op against the DCs in turn until one answers: the next is
+// tried only after a network error. It returns the DC of the last try
+// ("" when none answered).
+func (c *conf) eachDC(ctx context.Context, d *dcs, op func(ctx context.Context, host string) error) (string, error) {
 	var errs []string
 	for i, host := range d.ldap {
 		actx, cancel := kdc.ShareDeadline(ctx, len(d.ldap)-i)
-		a, err := c.readAccountFrom(actx, d, host, ticket, name, domain, dn)
+		err := op(actx, host)
 		cancel()
 		if err == nil {
-			return a, host, nil
+			return host, nil
 		}
 		if !isNetwork(err) || ctx.Err() != nil {
-			return nil, host, err
+			return host, err
 		}
 		errs = append(errs, fmt.Sprintf("%s: %v", host, err))
 	}
-	return nil, "", fmt.Errorf("%w: no ldap server answered (%s)", ErrUnreachable, strings.Join(errs, "; "))
+	return "", fmt.Errorf("%w: no ldap server answered (%s)", ErrUnreachable, strings.Join(errs, "; "))
 }
 
 func isNetwork(err error) bool {
@@ -67,21 +84,44 @@ type loginError struct{ err error }
 func (e *loginError) Error() string { return e.err.Error() }
 func (e *loginError) Unwrap() error { return e.err }
 
+// bindError is a failure to connect or bind: its message is the cause's.
+type bindError struct{ err error }
+
+func (e *bindError) Error() string { return e.err.Error() }
+func (e *bindError) Unwrap() error { return e.err }
+
+// phaseOf says whether an LDAP read failed at the bind or the search.
+func phaseOf(err error) Phase {
+	var be *bindError
+	if errors.As(err, &be) || errors.Is(err, ErrUnreachable) {
+		return PhaseBind
+	}
+	return PhaseRead
+}
+
 // ldapTicketFunc gets the reader's service ticket for ldap/<host>.
 type ldapTicketFunc func(ctx context.Context, host string) (*kdc.Ticket, error)
 
-func (c *conf) readAccountFrom(ctx context.Context, d *dcs, host string, ticket ldapTicketFunc, name, domain, dn string) (*account, error) {
+// bind opens an LDAP connection to host and binds as the reader with the
+// configured protection: a sealed SASL GSSAPI layer on 389, or TLS on 636.
+// Everything the DC sends comes through the returned bounded reader; closing
+// the connection closes the socket.
+func (c *conf) bind(ctx context.Context, d *dcs, host string, ticket ldapTicketFunc) (_ *ldap.Conn, _ *boundedConn, err error) {
 	port := "389"
 	if c.LDAPS {
 		port = "636"
 	}
 	raw, err := d.dial(ctx, "tcp", net.JoinHostPort(host, port))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	defer raw.Close()
 	stop := context.AfterFunc(ctx, func() { raw.SetDeadline(time.Unix(1, 0)) })
-	defer stop()
+	defer func() {
+		if err != nil {
+			stop()
+			raw.Close()
+		}
+	}()
 	// Everything the DC sends comes through one bounded reader: this runs
 	// as root, and a DC that streams must not fill its memory.
 	bounded := &boundedConn{Conn: raw, left: maxResponse}
@@ -92,9 +132,9 @@ func (c *conf) readAccountFrom(ctx context.Context, d *dcs, host string, ticket 
 	if err != nil {
 		var ke *kdc.Error
 		if errors.As(err, &ke) && !errors.Is(err, kdc.ErrUnknownService) {
-			return nil, &loginError{err}
+			return nil, nil, &loginError{err}
 		}
-		return nil, fmt.Errorf("service ticket for ldap/%s: %w", host, err)
+		return nil, nil, fmt.Errorf("service ticket for ldap/%s: %w", host, err)
 	}
 
 	var conn net.Conn = bounded
@@ -109,11 +149,11 @@ func (c *conf) readAccountFrom(ctx context.Context, d *dcs, host string, ticket 
 	if c.LDAPS {
 		tc, err := c.tlsConfig(host)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		t := tls.Client(bounded, tc)
 		if err := t.HandshakeContext(ctx); err != nil {
-			return nil, fmt.Errorf("tls with %s: %w", host, err)
+			return nil, nil, fmt.Errorf("tls with %s: %w", host, err)
 		}
 		// AD refuses a SASL layer inside TLS, and wants the bind tied to
 		// this TLS connection.
@@ -123,29 +163,39 @@ func (c *conf) readAccountFrom(ctx context.Context, d *dcs, host string, ticket 
 	sc := sasl.NewConn(conn)
 	l := ldap.NewConn(sc, c.LDAPS)
 	l.Start()
-	defer l.Close()
+	defer func() {
+		if err != nil {
+			l.Close()
+		}
+	}()
 	if dl, ok := ctx.Deadline(); ok {
 		l.SetTimeout(time.Until(dl))
 	}
 	cl := &sasl.Client{CName: st.Client, CRealm: st.ClientRealm, Ticket: st.Ticket, SessionKey: st.SessionKey, Layer: layer, ChannelBinding: binding}
 	if err := l.GSSAPIBindRequest(cl, &ldap.GSSAPIBindRequest{ServicePrincipalName: "ldap/" + host}); err != nil {
 		if ldap.IsErrorWithCode(err, ldap.LDAPResultStrongAuthRequired) {
-			return nil, fmt.Errorf("%w: bind with security layer %s: %v", ErrLayerRefused, layer, ldapMessage(err))
+			return nil, nil, fmt.Errorf("%w: bind with security layer %s: %v", ErrLayerRefused, layer, ldapMessage(err))
 		}
 		if errors.Is(err, sasl.ErrLayerRefused) {
-			return nil, fmt.Errorf("%w: %v", ErrLayerRefused, err)
+			return nil, nil, fmt.Errorf("%w: %v", ErrLayerRefused, err)
 		}
 		if bounded.exceeded.Load() {
-			return nil, fmt.Errorf("ldap server sent more than %d bytes during the bind", maxResponse)
+			return nil, nil, fmt.Errorf("ldap server sent more than %d bytes during the bind", maxResponse)
 		}
-		return nil, fmt.Errorf("sasl gssapi bind: %w", err)
+		return nil, nil, fmt.Errorf("sasl gssapi bind: %w", err)
 	}
 	// The bind's success alone proves nothing about the layer: a server
 	// that skips the negotiation leaves the connection in plaintext.
 	if err := sc.Secure(cl); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrLayerRefused, err)
+		return nil, nil, fmt.Errorf("%w: %w", ErrLayerRefused, err)
 	}
 
+	return l, bounded, nil
+}
+
+// searchAccount reads the gMSA's entry (by name, or the one at dn) over a
+// bound connection.
+func searchAccount(l *ldap.Conn, bounded *boundedConn, name, domain, dn string) (*account, error) {
 	req := &ldap.SearchRequest{
 		BaseDN:    baseDN(domain),
 		Scope:     ldap.ScopeWholeSubtree,

@@ -1049,3 +1049,35 @@ func TestAWSInitCost(t *testing.T) {
 		}
 	}
 }
+
+// TestAWSPutCredSpec: credspec create's writes go through the real SDK to
+// SSM (PutParameter by name, replacing) and S3 (PutObject), and read back
+// unchanged; a refused write names the IAM action.
+func TestAWSPutCredSpec(t *testing.T) {
+	w := newWorld(t)
+	r := testRemote(AWSConfig{})
+	ctx := context.Background()
+	ssmDst, _ := ParseSource(w.f.SSM.ARN("/gmsa/created"))
+	s3Dst, _ := ParseSource(awsfake.ARNOfObject("gmsa-specs", "created/webapp01.json"))
+	for _, content := range []string{testCredSpec, strings.Replace(testCredSpec, "webapp01", "webapp02", -1)} {
+		for _, dst := range []Source{ssmDst, s3Dst} {
+			if err := Store(ctx, dst, []byte(content), r); err != nil {
+				t.Fatalf("store %s: %v", dst, err)
+			}
+			got, err := r.Get(ctx, dst)
+			if err != nil || string(got) != content {
+				t.Errorf("%s reads back %q, %v", dst, got, err)
+			}
+		}
+	}
+	if p, ok := w.f.SSM.Get("/gmsa/created"); !ok || p.Type != awsfake.String {
+		t.Errorf("parameter %+v, %v; want a String", p, ok)
+	}
+	w.f.SSM.Fail(awsfake.AccessDenied, 0)
+	defer w.clear()
+	err := Store(ctx, ssmDst, []byte(testCredSpec), r)
+	want := "ssm parameter " + ssmDst.ARN + ": access denied: ssm:PutParameter refused"
+	if err == nil || !strings.HasPrefix(err.Error(), want) || !errors.Is(err, ErrAccessDenied) {
+		t.Errorf("err = %v, want prefix %q", err, want)
+	}
+}

@@ -20,6 +20,9 @@ Usage:
     gmsa-hook gc [--config FILE]
     gmsa-hook status [--config FILE] [--json]
     gmsa-hook policy check --credspec SOURCE [--config FILE] [--annotation K=V ...] [--label K=V ...] [--containerd-namespace NS]
+    gmsa-hook credspec create --gmsa NAME --domain DNSNAME [--keytab FILE | --secret SOURCE [--domainless]] [--out DEST] [--config FILE]
+    gmsa-hook credspec check SOURCE [--config FILE] [--keytab FILE]
+    gmsa-hook doctor [--credspec SOURCE] [--config FILE] [--hooks-dir DIR ...] [--bundle DIR ...] [--json]
 
 SOURCE is a credential spec: a path, file:///path, arn:aws:ssm:REGION:ACCOUNT:parameter/NAME
 or arn:aws:s3:::BUCKET/KEY, optionally prefixed credentialspec: or credentialspecdomainless:.
@@ -30,11 +33,12 @@ by default it may name only file://NAME.json in /etc/gmsa-hook/credspecs.
 Examples:
     gmsa-hook fetch --credspec /etc/gmsa/webapp01.json --out /tmp/krb5cc
     KRB5CCNAME=/tmp/krb5cc klist
-    gmsa-hook install --renewal [--unit-dir DIR] [--config FILE]
-    gmsa-hook renew [--config FILE] [--threshold D]     (what the renewal timer runs)
-    gmsa-hook gc [--config FILE]
-    gmsa-hook status [--config FILE] [--json]
+    gmsa-hook install --renewal --config /etc/gmsa-hook/config.json
+    gmsa-hook status
     gmsa-hook policy check --credspec file://webapp01.json --annotation io.kubernetes.cri.sandbox-namespace=payments
+    gmsa-hook credspec create --gmsa webapp01 --domain corp.example.test --secret /etc/gmsa-hook/secrets/reader.json \
+        --domainless --out /etc/gmsa-hook/credspecs/webapp01.json
+    gmsa-hook doctor --credspec file://webapp01.json --config /etc/gmsa-hook/config.json
 `
 
 // exitError is a failure already reported.
@@ -61,6 +65,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = runGC(ctx, args[1:], stdout, stderr)
 	case "status":
 		err = runStatus(ctx, args[1:], stdout, stderr)
+	case "credspec":
+		err = runCredspec(ctx, args[1:], stdout, stderr)
+	case "doctor":
+		err = runDoctor(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0

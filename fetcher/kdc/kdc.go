@@ -547,3 +547,32 @@ func (c *Client) exchange(ctx context.Context, kdc string, req []byte) ([]byte, 
 	}
 	return reply, nil
 }
+
+// ServerTime asks a KDC for its clock: an AS request for name without
+// pre-authentication, which a KDC answers with an error carrying its time
+// (KDC_ERR_PREAUTH_REQUIRED, or another code for an unknown name). No key
+// is used and no failed login is counted. It returns the KDC that answered
+// and its time, to the microsecond.
+func (c *Client) ServerTime(ctx context.Context, name types.PrincipalName) (string, time.Time, error) {
+	req, err := messages.NewASReqForTGT(c.Realm, c.config(), name)
+	if err != nil {
+		return "", time.Time{}, fmt.Errorf("build request: %w", err)
+	}
+	b, err := req.Marshal()
+	if err != nil {
+		return "", time.Time{}, fmt.Errorf("encode request: %w", err)
+	}
+	reply, kdc, err := c.send(ctx, b)
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	var rep messages.ASRep
+	if rep.Unmarshal(reply) == nil {
+		return kdc, time.Time{}, fmt.Errorf("kdc %s issued a ticket without pre-authentication: its time is in the encrypted part", kdc)
+	}
+	kerr, err := parseError(reply, kdc)
+	if err != nil {
+		return kdc, time.Time{}, err
+	}
+	return kdc, kerr.msg.STime.Add(time.Duration(kerr.msg.Susec) * time.Microsecond), nil
+}

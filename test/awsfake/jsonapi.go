@@ -164,7 +164,55 @@ func (s *SSM) key(name string) (string, bool) {
 }
 
 func (s *SSM) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	s.serve(w, r, map[string]func([]byte, Fault) (int, any){"GetParameter": s.getParameter})
+	s.serve(w, r, map[string]func([]byte, Fault) (int, any){"GetParameter": s.getParameter, "PutParameter": s.putParameter})
+}
+
+// Get returns a stored parameter by name ("/path/name" or "name").
+func (s *SSM) Get(name string) (Parameter, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p, ok := s.params[strings.TrimPrefix(name, "/")]
+	return p, ok
+}
+
+// putParameter stores a parameter as SSM does: by name (an ARN is refused,
+// as by the service), an existing one replaced only with Overwrite.
+func (s *SSM) putParameter(in []byte, fault Fault) (int, any) {
+	var req struct {
+		Name, Value, Type string
+		Overwrite         bool
+	}
+	if err := json.Unmarshal(in, &req); err != nil {
+		return http.StatusBadRequest, apiError{"SerializationException", ""}
+	}
+	if req.Name == "" || req.Value == "" {
+		return http.StatusBadRequest, apiError{"ValidationException", "1 validation error detected: Value null at 'name' or 'value' failed to satisfy constraint: Member must not be null"}
+	}
+	if strings.HasPrefix(req.Name, "arn:") {
+		return http.StatusBadRequest, apiError{"ValidationException", "Parameter name: can't be prefixed with \"aws\" or \"ssm\" (case-insensitive)."}
+	}
+	key := strings.TrimPrefix(req.Name, "/")
+	switch fault {
+	case Throttle:
+		return http.StatusBadRequest, apiError{"ThrottlingException", "Rate exceeded"}
+	case AccessDenied:
+		return http.StatusBadRequest, apiError{"AccessDeniedException", deniedMessage(s.account, "ssm:PutParameter", s.arn(key))}
+	case InternalError:
+		return http.StatusInternalServerError, apiError{"InternalServerError", ""}
+	case Unavailable:
+		return http.StatusServiceUnavailable, apiError{"ServiceUnavailable", "Service Unavailable"}
+	}
+	typ := req.Type
+	if typ == "" {
+		typ = String
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, exists := s.params[key]; exists && !req.Overwrite {
+		return http.StatusBadRequest, apiError{"ParameterAlreadyExists", "The parameter already exists. To overwrite this request, set the overwrite option in the request to true."}
+	}
+	s.params[key] = Parameter{Type: typ, Value: req.Value}
+	return http.StatusOK, map[string]any{"Tier": "Standard", "Version": 1}
 }
 
 func (s *SSM) getParameter(in []byte, fault Fault) (int, any) {

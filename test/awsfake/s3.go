@@ -42,6 +42,17 @@ func (s *S3) Put(bucket, key string, body []byte) (arn string) {
 	return ARNOfObject(bucket, key)
 }
 
+// Get returns a stored object's bytes.
+func (s *S3) Get(bucket, key string) ([]byte, bool) {
+	obj, err := s.backend.GetObject(bucket, key, nil)
+	if err != nil {
+		return nil, false
+	}
+	defer obj.Contents.Close()
+	b, err := io.ReadAll(obj.Contents)
+	return b, err == nil
+}
+
 // ARNOfObject is the ARN of an S3 object.
 func ARNOfObject(bucket, key string) string { return "arn:aws:s3:::" + bucket + "/" + key }
 

@@ -1,0 +1,559 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	krbconfig "github.com/jcmturner/gokrb5/v8/config"
+
+	"github.com/gmsa-hook/gmsa-hook/fetcher"
+	"github.com/gmsa-hook/gmsa-hook/fetcher/kdc"
+	"github.com/gmsa-hook/gmsa-hook/hook/config"
+	"github.com/gmsa-hook/gmsa-hook/install"
+	"github.com/gmsa-hook/gmsa-hook/spec"
+	"github.com/gmsa-hook/gmsa-hook/spec/policy"
+)
+
+// doctorState is what the steps learn, for the steps after them.
+type doctorState struct {
+	cfgPath  string
+	cfg      config.Config
+	src      string // --credspec
+	cs       *spec.CredSpec
+	secret   *spec.Secret
+	dcs      *fetcher.DCs
+	desc     *fetcher.Description
+	descErr  error
+	hooksDir []string
+	bundles  []string
+	remote   spec.Remote
+	// took, when a step sets it, is the step's own time inside a larger
+	// exchange (the login, bind and read of one Describe).
+	took time.Duration
+}
+
+// doctorStep is one line of gmsa-hook doctor. A step runs only when the
+// steps it needs passed; otherwise it is skipped and says which failed.
+// New checks (the renewal timer and the ticket store's state, the ECS
+// socket units, daemon.json and containerd's config) slot in as rows.
+type doctorStep struct {
+	name  string
+	needs []string
+	run   func(ctx context.Context, st *doctorState) (detail string, err error)
+}
+
+var doctorSteps = []doctorStep{
+	{name: "config", run: stepConfig},
+	{name: "krb5.conf", needs: []string{"config"}, run: stepKRB5Conf},
+	{name: "credential spec", needs: []string{"config"}, run: stepCredspec},
+	{name: "domain controllers", needs: []string{"credential spec"}, run: stepLocate},
+	{name: "ports", needs: []string{"domain controllers"}, run: stepPorts},
+	{name: "clock", needs: []string{"ports"}, run: stepClock},
+	{name: "reader credentials", needs: []string{"credential spec"}, run: stepReader},
+	{name: "reader login", needs: []string{"ports", "reader credentials"}, run: stepLogin},
+	{name: "sealed bind", needs: []string{"reader login"}, run: stepBind},
+	{name: "gMSA found", needs: []string{"sealed bind"}, run: stepFound},
+	{name: "gMSA enabled", needs: []string{"gMSA found"}, run: stepEnabled},
+	{name: "gMSA readable", needs: []string{"gMSA found"}, run: stepReadable},
+	{name: "gMSA ticket", needs: []string{"gMSA enabled", "gMSA readable"}, run: stepTicket},
+	{name: "policy", needs: []string{"credential spec"}, run: stepPolicy},
+	{name: "runtime wiring", needs: []string{"config"}, run: stepWiring},
+}
+
+// errNoWiring marks a host where no runtime runs gmsa-hook.
+var errNoWiring = errors.New("no runtime runs gmsa-hook")
+
+// errNoCredspec is a step that needs the spec when none was given.
+var errNoCredspec = errors.New("no --credspec given")
+
+// defaultHooksDirs are where Podman and CRI-O read hooks.d files.
+var defaultHooksDirs = []string{"/usr/share/containers/oci/hooks.d", "/etc/containers/oci/hooks.d"}
+
+// runDoctor walks the path a ticket takes, step by step.
+func runDoctor(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("doctor", stderr)
+	st := &doctorState{}
+	fs.StringVar(&st.src, "credspec", "", "the credential spec `SOURCE` a container is labelled with")
+	fs.StringVar(&st.cfgPath, "config", "", "configuration `FILE` (JSON)")
+	fs.Func("hooks-dir", "a hooks.d `DIR` to look for gmsa-hook's files in (repeatable; default the Podman and CRI-O directories)", func(s string) error {
+		st.hooksDir = append(st.hooksDir, s)
+		return nil
+	})
+	fs.Func("bundle", "an OCI bundle `DIR` whose config.json should run gmsa-hook (repeatable)", func(s string) error {
+		st.bundles = append(st.bundles, s)
+		return nil
+	})
+	asJSON := fs.Bool("json", false, "print the steps as one JSON object")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if len(st.hooksDir) == 0 {
+		st.hooksDir = defaultHooksDirs
+	}
+	found := walk(ctx, st, doctorSteps)
+	if *asJSON {
+		type jsonStep struct {
+			Name      string   `json:"name"`
+			Status    string   `json:"status"`
+			ElapsedMS float64  `json:"elapsed_ms"`
+			Detail    string   `json:"detail,omitempty"`
+			Error     string   `json:"error,omitempty"`
+			Hints     []string `json:"hints,omitempty"`
+		}
+		out := struct {
+			OK    bool       `json:"ok"`
+			Steps []jsonStep `json:"steps"`
+		}{OK: true, Steps: []jsonStep{}}
+		for _, f := range found {
+			j := jsonStep{Name: f.Name, Status: f.Status, ElapsedMS: ms(f.Elapsed), Detail: f.Detail}
+			if f.Err != nil {
+				j.Error, j.Hints = f.Err.Error(), hints(f.Err)
+			}
+			out.OK = out.OK && f.Status != statusFail
+			out.Steps = append(out.Steps, j)
+		}
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(out); err != nil {
+			return err
+		}
+	} else {
+		printFindings(stdout, found, true)
+	}
+	return failed("doctor", found)
+}
+
+// walk runs the steps in order.
+func walk(ctx context.Context, st *doctorState, steps []doctorStep) []finding {
+	passed := map[string]bool{}
+	var out []finding
+	for _, s := range steps {
+		f := finding{Name: s.name}
+		var missing []string
+		for _, n := range s.needs {
+			if !passed[n] {
+				missing = append(missing, n)
+			}
+		}
+		if len(missing) > 0 {
+			f.Status, f.Detail = statusSkip, "needs "+strings.Join(missing, ", ")
+			out = append(out, f)
+			continue
+		}
+		start := time.Now()
+		st.took = 0
+		detail, err := s.run(ctx, st)
+		f.Elapsed, f.Detail, f.Err = time.Since(start), detail, err
+		if st.took > 0 {
+			f.Elapsed = st.took
+		}
+		switch {
+		case errors.Is(err, errNoCredspec):
+			f.Status, f.Detail, f.Err = statusSkip, err.Error(), nil
+		case err != nil:
+			f.Status = statusFail
+		default:
+			f.Status = statusPass
+			passed[s.name] = true
+		}
+		out = append(out, f)
+	}
+	return out
+}
+
+func stepConfig(ctx context.Context, st *doctorState) (string, error) {
+	if st.cfgPath == "" {
+		return "no --config: defaults", nil
+	}
+	cfg, err := config.Load(st.cfgPath)
+	if err != nil {
+		return "", err
+	}
+	st.cfg = cfg
+	st.remote = spec.NewAWS(cfg.AWS)
+	return st.cfgPath, nil
+}
+
+func stepKRB5Conf(ctx context.Context, st *doctorState) (string, error) {
+	path := st.cfg.KRB5Conf
+	if path == "" {
+		path = os.Getenv("KRB5_CONFIG")
+	}
+	if path == "" {
+		path = "/etc/krb5.conf"
+	}
+	kc, err := krbconfig.Load(path)
+	if err != nil {
+		if len(st.cfg.DomainControllers) > 0 || errors.Is(err, os.ErrNotExist) {
+			// Only a fallback when DNS has no SRV records.
+			return fmt.Sprintf("%s not read (%v): dns srv records or domain_controllers must find the dcs", path, firstLine(err)), nil
+		}
+		return "", fmt.Errorf("krb5 config %s: %w", path, err)
+	}
+	var realms []string
+	for _, r := range kc.Realms {
+		realms = append(realms, r.Realm)
+	}
+	return fmt.Sprintf("%s: realms %s", path, strings.Join(realms, " ")), nil
+}
+
+func firstLine(err error) string {
+	s, _, _ := strings.Cut(err.Error(), "\n")
+	return s
+}
+
+func stepCredspec(ctx context.Context, st *doctorState) (string, error) {
+	if st.src == "" {
+		return "", errNoCredspec
+	}
+	if st.remote == nil {
+		st.remote = spec.NewAWS(st.cfg.AWS)
+	}
+	// A label names a spec as the policy reads it (file://NAME.json in the
+	// credential spec directory); a path the operator gives is read as
+	// fetch reads it. The policy's decision is its own step.
+	pol := policy.New(st.cfg)
+	if l, err := pol.Source(st.src); err == nil {
+		cs, err := pol.Load(ctx, l, st.remote)
+		if err != nil {
+			return "", fmt.Errorf("read credential spec: %w", err)
+		}
+		st.cs = cs
+	} else {
+		cs, err := loadSpec(ctx, st.src, st.remote)
+		if err != nil {
+			return "", err
+		}
+		st.cs = cs
+	}
+	mode := "domain-joined"
+	if st.cs.Domainless() {
+		mode = "domainless, reader in " + st.cs.CredentialArn()
+	}
+	return fmt.Sprintf("gMSA %q of %s (%s)", st.cs.Account(), st.cs.DNSDomain(), mode), nil
+}
+
+func stepLocate(ctx context.Context, st *doctorState) (string, error) {
+	d, err := fetcher.Locate(ctx, st.cfg, st.cs.DNSDomain())
+	if err != nil {
+		return "", fmt.Errorf("find domain controllers of %s: %w", st.cs.DNSDomain(), err)
+	}
+	st.dcs = d
+	return fmt.Sprintf("kdc %s, ldap %s (%s)", strings.Join(d.KDCs, " "), strings.Join(d.LDAP, " "), d.How), nil
+}
+
+// portTimeout bounds one connection attempt of the ports step.
+const portTimeout = 3 * time.Second
+
+func stepPorts(ctx context.Context, st *doctorState) (string, error) {
+	ldapPort := "389"
+	if st.cfg.LDAPS {
+		ldapPort = "636"
+	}
+	var addrs []string
+	addrs = append(addrs, st.dcs.KDCs...)
+	for _, h := range st.dcs.LDAP {
+		addrs = append(addrs, net.JoinHostPort(h, ldapPort))
+	}
+	var ok, bad []string
+	for _, a := range addrs {
+		if slices.Contains(ok, a) || slices.Contains(bad, a) {
+			continue
+		}
+		dctx, cancel := context.WithTimeout(ctx, portTimeout)
+		c, err := st.dcs.Dial(dctx, "tcp", a)
+		cancel()
+		if err != nil {
+			bad = append(bad, fmt.Sprintf("%s: %v", a, innermost(err)))
+			continue
+		}
+		c.Close()
+		ok = append(ok, a)
+	}
+	if len(bad) > 0 {
+		return "", fmt.Errorf("%w: %s", fetcher.ErrUnreachable, strings.Join(bad, "; "))
+	}
+	return "tcp " + strings.Join(ok, " "), nil
+}
+
+func innermost(err error) error {
+	for {
+		u := errors.Unwrap(err)
+		if u == nil {
+			return err
+		}
+		err = u
+	}
+}
+
+// maxOffset is Kerberos' default tolerance (AD's "maximum tolerance for
+// computer clock synchronization").
+const maxOffset = 5 * time.Minute
+
+func stepClock(ctx context.Context, st *doctorState) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, st.cfg.TimeoutOrDefault())
+	defer cancel()
+	off, server, err := st.dcs.ClockOffset(ctx, st.cfg, st.cs.Realm(), st.cs.Account()+"$")
+	if err != nil {
+		return "", fmt.Errorf("ask the kdc's time: %w", err)
+	}
+	off = off.Round(time.Millisecond)
+	if off > maxOffset || off < -maxOffset {
+		return "", fmt.Errorf("kdc %s is %s off this host's clock: %w (kerberos allows %s)", server, off, kdc.ErrSkew, maxOffset)
+	}
+	return fmt.Sprintf("kdc %s is %s off this host's clock", server, off), nil
+}
+
+func stepReader(ctx context.Context, st *doctorState) (string, error) {
+	if !st.cs.Domainless() {
+		p, err := fetcher.CheckKeytab(st.cfg)
+		if err != nil {
+			return "", fmt.Errorf("read host keytab: %w", err)
+		}
+		return "host keytab: " + p, nil
+	}
+	sec, err := specSecret(ctx, st.cs, st.remote)
+	if err != nil {
+		return "", err
+	}
+	st.secret = sec
+	return fmt.Sprintf("secret %s: user %s of %s", st.cs.CredentialArn(), sec.Username, sec.DomainName), nil
+}
+
+// describe reads the directory once for the login, bind and gMSA steps.
+func (st *doctorState) describe(ctx context.Context) {
+	if st.desc != nil || st.descErr != nil {
+		return
+	}
+	st.desc, st.descErr = fetcher.Describe(ctx, fetcher.DescribeRequest{Domain: st.cs.DNSDomain(), Account: st.cs.Account(),
+		Secret: st.secret, Config: st.cfg, ReadPassword: true})
+}
+
+// phaseErr is the Describe error when it failed at one of phases.
+func (st *doctorState) phaseErr(phases ...fetcher.Phase) error {
+	var fe *fetcher.Error
+	if errors.As(st.descErr, &fe) && slices.Contains(phases, fe.Phase) {
+		return st.descErr
+	}
+	if st.descErr != nil && !errors.As(st.descErr, &fe) {
+		return st.descErr
+	}
+	return nil
+}
+
+// phaseTime makes the step's time that of the Describe phase name.
+func (st *doctorState) phaseTime(name string) {
+	if st.desc == nil {
+		return
+	}
+	for _, s := range st.desc.Steps {
+		if s.Name == name {
+			st.took = s.Elapsed
+		}
+	}
+}
+
+func stepLogin(ctx context.Context, st *doctorState) (string, error) {
+	st.describe(ctx)
+	if err := st.phaseErr(fetcher.PhaseCredspec, fetcher.PhaseLocate, fetcher.PhaseLogin); err != nil {
+		return "", err
+	}
+	reader := ""
+	if st.desc != nil {
+		reader = st.desc.Reader
+	}
+	st.phaseTime("login")
+	return fmt.Sprintf("%s has a ticket for ldap/%s", reader, firstOr(st.dcs.LDAP)), nil
+}
+
+func firstOr(s []string) string {
+	if len(s) == 0 {
+		return ""
+	}
+	return s[0]
+}
+
+func stepBind(ctx context.Context, st *doctorState) (string, error) {
+	if err := st.phaseErr(fetcher.PhaseBind); err != nil {
+		return "", err
+	}
+	layer := "sasl gssapi, sealed"
+	if st.cfg.LDAPS {
+		layer = "ldaps"
+	}
+	if st.desc == nil {
+		return layer, nil
+	}
+	st.phaseTime("bind")
+	return fmt.Sprintf("%s at %s", layer, st.desc.DC), nil
+}
+
+func stepFound(ctx context.Context, st *doctorState) (string, error) {
+	if err := st.phaseErr(fetcher.PhaseRead); err != nil {
+		return "", err
+	}
+	a := st.desc.Account
+	if a == nil || !a.GMSA {
+		_, err := checkAccount(st.desc, st.cs.Account(), st.cs.DNSDomain())
+		return "", fmt.Errorf("gMSA %q of %s: %w", st.cs.Account(), st.cs.DNSDomain(), err)
+	}
+	st.phaseTime("read")
+	return fmt.Sprintf("%s is %s", a.SAM, a.DN), nil
+}
+
+func stepEnabled(ctx context.Context, st *doctorState) (string, error) {
+	a := st.desc.Account
+	if a.Disabled {
+		return "", fmt.Errorf("gMSA %q: %w", a.SAM, fetcher.ErrDisabled)
+	}
+	return a.SAM + " is enabled", nil
+}
+
+func stepReadable(ctx context.Context, st *doctorState) (string, error) {
+	a := st.desc.Account
+	if !a.Readable {
+		return "", fmt.Errorf("%s reading gMSA %q: %w", st.desc.Reader, a.SAM, fetcher.ErrNotPermitted)
+	}
+	return st.desc.Reader + " may retrieve the managed password", nil
+}
+
+func stepTicket(ctx context.Context, st *doctorState) (string, error) {
+	res, err := fetcher.Fetch(ctx, fetcher.Request{Spec: st.cs, Secret: st.secret, Config: st.cfg, Remote: st.remote})
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("tgt for %s@%s (kvno %d), valid until %s", res.Account, res.Realm, res.KVNO, res.Expires.Local().Format(time.RFC3339)), nil
+}
+
+// stepPolicy is the decision the hook would take for a container labelled
+// with the spec and nothing else (gmsa-hook policy check says more).
+func stepPolicy(ctx context.Context, st *doctorState) (string, error) {
+	pol := policy.New(st.cfg)
+	l, err := pol.Source(st.src)
+	if err != nil {
+		return "", err
+	}
+	cs, err := pol.Load(ctx, l, st.remote)
+	if err != nil {
+		return "", fmt.Errorf("read credential spec: %w", err)
+	}
+	rule, err := pol.Decide(cs, policy.Container{})
+	if err != nil {
+		return "", err
+	}
+	if cs.Domainless() {
+		if _, err := pol.Secret(ctx, cs, st.remote); err != nil {
+			return "", fmt.Errorf("read reader secret for gMSA %q: %w", cs.Account()+"$", err)
+		}
+	}
+	if rule == "" {
+		return fmt.Sprintf("a container labelled %s gets gMSA %q (no rules are configured)", st.src, cs.Account()), nil
+	}
+	return fmt.Sprintf("a container labelled %s gets gMSA %q by rule %q", st.src, cs.Account(), rule), nil
+}
+
+// stepWiring looks for what gmsa-hook install writes today: the hooks.d
+// files (Podman, CRI-O) and the hooks of the runc bundles named.
+func stepWiring(ctx context.Context, st *doctorState) (string, error) {
+	var found, problems []string
+	for _, dir := range st.hooksDir {
+		n := 0
+		for _, stage := range []string{"createRuntime", "createContainer", "poststop"} {
+			path := filepath.Join(dir, install.HooksdName(stage))
+			b, err := os.ReadFile(path)
+			if errors.Is(err, os.ErrNotExist) {
+				continue
+			}
+			if err != nil {
+				problems = append(problems, err.Error())
+				continue
+			}
+			if p := checkHookEntry(path, b, true); p != "" {
+				problems = append(problems, p)
+				continue
+			}
+			n++
+		}
+		switch n {
+		case 0:
+		case 3:
+			found = append(found, "hooks.d "+dir)
+		default:
+			problems = append(problems, fmt.Sprintf("%s has %d of gmsa-hook's 3 hooks.d files: run gmsa-hook install --runtime podman --hooks-dir %s", dir, n, dir))
+		}
+	}
+	for _, b := range st.bundles {
+		path := filepath.Join(b, "config.json")
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			problems = append(problems, err.Error())
+			continue
+		}
+		if p := checkHookEntry(path, raw, false); p != "" {
+			problems = append(problems, p)
+			continue
+		}
+		found = append(found, "bundle "+b)
+	}
+	if len(problems) > 0 {
+		return "", fmt.Errorf("%w: %s", errNoWiring, strings.Join(problems, "; "))
+	}
+	if len(found) == 0 {
+		return "", fmt.Errorf("%w: no gmsa-hook hooks.d files in %s and no --bundle given", errNoWiring, strings.Join(st.hooksDir, " or "))
+	}
+	return strings.Join(found, ", "), nil
+}
+
+// checkHookEntry checks a hooks.d file (hooksd) or a bundle's config.json
+// for gmsa-hook's hooks, each naming an executable that exists.
+func checkHookEntry(path string, b []byte, hooksd bool) string {
+	type hook struct {
+		Path string   `json:"path"`
+		Args []string `json:"args"`
+	}
+	var hooks []hook
+	if hooksd {
+		var f struct {
+			Hook hook `json:"hook"`
+		}
+		if err := json.Unmarshal(b, &f); err != nil {
+			return fmt.Sprintf("%s: not a hooks.d file: %v", path, err)
+		}
+		hooks = []hook{f.Hook}
+	} else {
+		var c struct {
+			Hooks map[string][]hook `json:"hooks"`
+		}
+		if err := json.Unmarshal(b, &c); err != nil {
+			return fmt.Sprintf("%s: not an OCI config: %v", path, err)
+		}
+		for _, stage := range []string{"createRuntime", "createContainer", "poststop"} {
+			var ours []hook
+			for _, h := range c.Hooks[stage] {
+				if len(h.Args) > 1 && h.Args[0] == "gmsa-hook" && h.Args[1] == "hook" {
+					ours = append(ours, h)
+				}
+			}
+			if len(ours) == 0 {
+				return fmt.Sprintf("%s: no gmsa-hook %s hook: run gmsa-hook install --runtime runc --bundle %s", path, stage, filepath.Dir(path))
+			}
+			hooks = append(hooks, ours...)
+		}
+	}
+	for _, h := range hooks {
+		fi, err := os.Stat(h.Path)
+		if err != nil || fi.Mode()&0o111 == 0 {
+			return fmt.Sprintf("%s: the hook's binary %s is missing or not executable", path, h.Path)
+		}
+	}
+	return ""
+}
