@@ -9,6 +9,7 @@ package test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -46,17 +47,33 @@ func BenchmarkRenewPass(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	// Five entries: three gMSAs read by the domain user, two by the host.
-	specs := []string{"credentialspecdomainless:" + d.Credspec("webapp01-domainless"), "credentialspecdomainless:" + d.Credspec("webapp02-domainless"),
-		"credentialspecdomainless:" + d.Credspec("webapp04-domainless"), "credentialspec:" + d.Credspec("webapp01"), "credentialspec:" + d.Credspec("webapp02")}
+	// A second configuration asking for another ticket lifetime: its tickets
+	// are another cache entry (the test domain has two gMSAs a reader may
+	// read and that are enabled, webapp01 and webapp02).
+	short := cfg
+	short.TicketLifetime = config.Duration(9 * time.Hour)
+	shortPath := writeJSON2(b, short)
+	// Five entries: two gMSAs read by the domain user, the same two read by
+	// the host, and one read by the user with the other lifetime.
+	specs := []struct {
+		spec string
+		cfg  config.Config
+		path string
+	}{
+		{"credentialspecdomainless:" + d.Credspec("webapp01-domainless"), cfg, env.config},
+		{"credentialspecdomainless:" + d.Credspec("webapp02-domainless"), cfg, env.config},
+		{"credentialspec:" + d.Credspec("webapp01"), cfg, env.config},
+		{"credentialspec:" + d.Credspec("webapp02"), cfg, env.config},
+		{"credentialspecdomainless:" + d.Credspec("webapp01-domainless"), short, shortPath},
+	}
 	const perEntry = 100
-	for i, spec := range specs {
-		bundle := labelledBundle(b, spec)
+	for i, sp := range specs {
+		bundle := labelledBundle(b, sp.spec)
 		for j := range perEntry {
-			_, err := hook.Run(context.Background(), hook.Request{Stage: hook.CreateRuntime, Config: cfg, ConfigPath: env.config,
+			_, err := hook.Run(context.Background(), hook.Request{Stage: hook.CreateRuntime, Config: sp.cfg, ConfigPath: sp.path,
 				State: strings.NewReader(stateJSON(fmt.Sprintf("renew-bench-%d-%d", i, j), bundle, os.Getpid()))})
 			if err != nil {
-				b.Fatalf("create %d/%d (%s): %v", i, j, spec, err)
+				b.Fatalf("create %d/%d (%s): %v", i, j, sp.spec, err)
 			}
 		}
 	}
@@ -83,6 +100,19 @@ func BenchmarkRenewPass(b *testing.B) {
 		fmt.Printf("  LDAP connections %v   (target 0: renewals read no password)\n", ldaps)
 	}
 	b.ReportMetric(float64(median(times))/1e6, "pass-ms")
+}
+
+// writeJSON2 writes a configuration to a file of the benchmark's own.
+func writeJSON2(b *testing.B, c config.Config) string {
+	data, err := json.Marshal(c)
+	if err != nil {
+		b.Fatal(err)
+	}
+	p := filepath.Join(b.TempDir(), "config.json")
+	if err := os.WriteFile(p, data, 0o644); err != nil {
+		b.Fatal(err)
+	}
+	return p
 }
 
 // BenchmarkConcurrentCreates: 50 concurrent createRuntime runs of the hook
