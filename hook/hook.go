@@ -86,6 +86,10 @@ type Request struct {
 	// in meta.json for the renewer.
 	Config     fetcher.Config
 	ConfigPath string
+	// ConfigErr, when set, is why the configuration file could not be
+	// used: a labelled container fails with it, an unlabelled one does not
+	// (Config then holds only the file's run_dir).
+	ConfigErr error
 	// Fetch gets the ticket; nil means fetcher.Fetch.
 	Fetch FetchFunc
 	// ContainerdAddress is containerd's socket; empty means the one the
@@ -222,6 +226,9 @@ func (r *Request) create(ctx context.Context, st *container.State, rep *Report, 
 		return nil
 	}
 	rep.Labelled, rep.Source, rep.Origin = true, lab.Source, lab.Origin
+	if r.ConfigErr != nil {
+		return r.ConfigErr
+	}
 	// Both createRuntime and prestart may be configured: the second finds
 	// the ticket placed for this very process and keeps it.
 	if m, err := store.ReadMeta(dir); err == nil && st.Pid > 0 && m.Pid == st.Pid && m.Source == lab.Source {

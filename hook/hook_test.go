@@ -601,3 +601,35 @@ func TestRunDirChecked(t *testing.T) {
 		})
 	}
 }
+
+// TestConfigErrorStopsOnlyLabelled: a configuration file with a mistake
+// fails a labelled container with that mistake, and leaves an unlabelled
+// one (which the quick run handed over, e.g. a containerd bundle whose
+// labels only containerd's API tells) alone.
+func TestConfigErrorStopsOnlyLabelled(t *testing.T) {
+	runDir := memRunDir(t)
+	cause := fmt.Errorf("config /etc/gmsa-hook/config.json: %w: unknown key \"rundir\"", config.ErrConfig)
+	f := &fakeFetch{expires: testNow.Add(10 * time.Hour)}
+	for _, tt := range []struct {
+		name   string
+		labels map[string]string
+		want   string
+	}{
+		{"unlabelled", map[string]string{"org.example": "x"}, ""},
+		{"labelled", map[string]string{container.Key: specDir + "/webapp01.json"}, "container web1: " + cause.Error()},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Run(context.Background(), Request{Stage: CreateRuntime, State: stateOf("web1", testBundle(t, tt.labels), os.Getpid()),
+				Config: config.Config{RunDir: runDir}, ConfigErr: cause, Fetch: f.fetch})
+			if got := fmt.Sprint(err); (tt.want == "" && err != nil) || (tt.want != "" && got != tt.want) {
+				t.Errorf("err %v, want %q", err, tt.want)
+			}
+			if tt.want != "" && !errors.Is(err, config.ErrConfig) {
+				t.Error("the error does not match config.ErrConfig")
+			}
+		})
+	}
+	if len(f.calls) != 0 {
+		t.Errorf("fetched %v", f.calls)
+	}
+}

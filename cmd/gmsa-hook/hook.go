@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/gmsa-hook/gmsa-hook/hook"
+	"github.com/gmsa-hook/gmsa-hook/hook/config"
+	"github.com/gmsa-hook/gmsa-hook/hook/container"
 )
 
 // runHook is one OCI hook stage: "gmsa-hook hook STAGE [--config FILE]",
@@ -30,9 +32,17 @@ func runHook(ctx context.Context, args []string, stdin io.Reader, stderr io.Writ
 	if err := parseFlags(fs, args[1:]); err != nil {
 		return err
 	}
-	cfg, err := loadConfig(*cfgPath)
-	if err != nil {
-		return err
+	// A mistake in the configuration stops labelled containers only: an
+	// unlabelled one (whose label only containerd's API could tell, so the
+	// quick run handed it over) runs with the file's run_dir and nothing
+	// else, and the hook reports the mistake once a label is found.
+	cfg, cfgErr := loadConfig(*cfgPath)
+	if cfgErr != nil {
+		runDir, _, ok := config.QuickSettings(*cfgPath, container.ReadSmall)
+		if !ok {
+			return cfgErr
+		}
+		cfg = config.Config{RunDir: runDir}
 	}
 	if *cfgPath != "" {
 		if abs, err := filepath.Abs(*cfgPath); err == nil {
@@ -41,7 +51,7 @@ func runHook(ctx context.Context, args []string, stdin io.Reader, stderr io.Writ
 	}
 	rep, err := hook.Run(ctx, hook.Request{
 		Stage: stage, State: stdin,
-		Config: cfg, ConfigPath: *cfgPath,
+		Config: cfg, ConfigPath: *cfgPath, ConfigErr: cfgErr,
 		ContainerdAddress: *containerd,
 	})
 	if cfg.LogFile != "" {
