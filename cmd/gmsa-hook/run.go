@@ -96,6 +96,16 @@ func report(w io.Writer, err error) {
 	}
 }
 
+// warn prints a condition that did not stop the command as one line, then
+// its hints.
+func warn(w io.Writer, err error) {
+	msg := strings.ReplaceAll(err.Error(), "\n", " ")
+	fmt.Fprintf(w, "gmsa-hook: warning: %s\n", msg)
+	for _, h := range hints(err) {
+		fmt.Fprintf(w, "gmsa-hook: hint: %s\n", h)
+	}
+}
+
 func newFlags(name string, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("gmsa-hook "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
