@@ -184,7 +184,7 @@ func walk(ctx context.Context, st *doctorState, steps []doctorStep) []finding {
 		var w warning
 		switch {
 		case errors.Is(err, errNoCredspec):
-			f.Status, f.Detail, f.Err = statusSkip, err.Error(), nil
+			f.Status, f.Detail, f.Err, f.Elapsed = statusSkip, err.Error(), nil, 0
 		case errors.As(err, &w):
 			f.Status = statusWarn
 			passed[s.name] = true
