@@ -310,7 +310,7 @@ func stepPorts(ctx context.Context, st *doctorState) (string, error) {
 		c, err := st.dcs.Dial(dctx, "tcp", a)
 		cancel()
 		if err != nil {
-			bad = append(bad, fmt.Sprintf("%s: %v", a, innermost(err)))
+			bad = append(bad, fmt.Sprintf("%s: %v", a, dialCause(err)))
 			continue
 		}
 		c.Close()
@@ -322,14 +322,14 @@ func stepPorts(ctx context.Context, st *doctorState) (string, error) {
 	return "tcp " + strings.Join(ok, " "), nil
 }
 
-func innermost(err error) error {
-	for {
-		u := errors.Unwrap(err)
-		if u == nil {
-			return err
-		}
-		err = u
+// dialCause is what a failed dial ran into, without the "dial tcp ADDR"
+// the row already names.
+func dialCause(err error) error {
+	var oe *net.OpError
+	if errors.As(err, &oe) && oe.Err != nil {
+		return oe.Err
 	}
+	return err
 }
 
 // maxOffset is Kerberos' default tolerance (AD's "maximum tolerance for
