@@ -6,9 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
+
+	"github.com/gmsa-hook/gmsa-hook/hook/store"
 )
 
 // PortablePluginGUID is the CCG plug-in ECS and credentials-fetcher name in
@@ -76,7 +76,7 @@ var ErrNoWriter = errors.New("no AWS access configured for writing")
 // an SSM parameter or an S3 object through remote.
 func Store(ctx context.Context, dst Source, data []byte, remote Remote) error {
 	if dst.Kind == File {
-		if err := writeFileAtomic(dst.Path, data, 0o644); err != nil {
+		if err := store.WriteFile(dst.Path, data, 0o644, -1, -1); err != nil {
 			return fmt.Errorf("write %s: %w", dst.Path, err)
 		}
 		return nil
@@ -89,30 +89,4 @@ func Store(ctx context.Context, dst Source, data []byte, remote Remote) error {
 		return fmt.Errorf("%s: %w", dst.Raw, ErrNoWriter)
 	}
 	return w.Put(ctx, dst, data)
-}
-
-func writeFileAtomic(path string, data []byte, mode os.FileMode) (err error) {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	if err := f.Chmod(mode); err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
 }

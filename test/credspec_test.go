@@ -54,8 +54,10 @@ print(s.get_domain_sid()); print(misc.GUID(r[0]["objectGUID"][0]))
 
 // TestCredspecCreate: specs made from Linux alone carry the domain's
 // identifiers as Samba reports them, and the spec, unchanged, gives a
-// usable ticket with gmsa-hook fetch: domainless and domain-joined, a
-// lower- and a mixed-case gMSA, to a file, SSM and S3.
+// usable ticket with gmsa-hook fetch: domainless (the reader's secret, a
+// plain path, named as a file:// URL) and domain-joined, a lower- and a
+// mixed-case gMSA, to a file, SSM and S3. A gMSA the reader may not read
+// gets its spec with a warning and its hint on stderr.
 func TestCredspecCreate(t *testing.T) {
 	d := testDomain(t)
 	want := sambaDomain(t, d)
@@ -136,7 +138,7 @@ func TestCredspecCreate(t *testing.T) {
 				t.Errorf("GroupManagedServiceAccounts %v", scopes)
 			}
 			hac := cs.ActiveDirectoryConfig.HostAccountConfig
-			if tc.domainless != (hac != nil) || (hac != nil && (hac.PluginGUID != "{859E1386-BDB4-49E8-85C7-3070B13920E1}" || hac.PluginInput.CredentialArn != secret)) {
+			if tc.domainless != (hac != nil) || (hac != nil && (hac.PluginGUID != "{859E1386-BDB4-49E8-85C7-3070B13920E1}" || hac.PluginInput.CredentialArn != "file://"+secret)) {
 				t.Errorf("HostAccountConfig %+v", hac)
 			}
 			// The spec as written, unchanged, gives a ticket.
@@ -151,6 +153,29 @@ func TestCredspecCreate(t *testing.T) {
 			checkUsable(t, d, cc, account+"$")
 		})
 	}
+
+	// A gMSA whose password the reader may not retrieve: the spec is
+	// written (it does not depend on the permission, which may be granted
+	// later), and a warning names the reader and the fix.
+	t.Run("warns of a gMSA the reader may not read", func(t *testing.T) {
+		out := filepath.Join(t.TempDir(), "webapp03.json")
+		r := runHook(t, []string{}, "credspec", "create", "--gmsa", "webapp03", "--domain", d.DNSDomain, "--secret", secret, "--domainless", "--config", config, "--out", out)
+		assertNoSecrets(t, d, r.stdout+r.stderr)
+		if r.code != 0 {
+			t.Fatalf("exit %d\n%s", r.code, r.stderr)
+		}
+		if w := "wrote credential spec for gMSA \"webapp03$\" of " + d.DNSDomain + " (read from " + d.DCHost + ") to " + out + "\n"; r.stdout != w {
+			t.Errorf("stdout %q, want %q", r.stdout, w)
+		}
+		want := "gmsa-hook: warning: " + d.ReaderUser + "@" + d.Realm + ` reading gMSA "webapp03$": not permitted to retrieve the managed password` + "\n" +
+			"gmsa-hook: hint: add the reading account to PrincipalsAllowedToRetrieveManagedPassword (msDS-GroupMSAMembership) of the gMSA\n"
+		if r.stderr != want {
+			t.Errorf("stderr:\n%s\nwant:\n%s", r.stderr, want)
+		}
+		if _, err := os.Stat(out); err != nil {
+			t.Errorf("no spec written: %v", err)
+		}
+	})
 
 	// What is not an enabled gMSA is refused, and nothing is written.
 	for _, tc := range []struct{ name, gmsa, want, hint string }{
@@ -212,6 +237,48 @@ func TestCredspecCheck(t *testing.T) {
 			if tc.code == 1 && !strings.HasPrefix(r.stderr, "gmsa-hook: error: credential spec "+tc.spec+": 1 of ") {
 				t.Errorf("stderr:\n%s", r.stderr)
 			}
+		})
+	}
+}
+
+// TestCredspecCreateInContainer: a spec that credspec create writes into a
+// directory the policy admits, unchanged, gives a runc container labelled
+// with it (file://NAME.json, as an operator labels one) a ticket its probe
+// uses: domainless (the reader in a file:// secret) and domain-joined (the
+// host keytab of the config).
+func TestCredspecCreateInContainer(t *testing.T) {
+	d := testDomain(t)
+	rt := runtimeFor(t, "runc")
+	specDir := t.TempDir()
+	env := newHookEnv(t, d, map[string]any{"policy": map[string]any{
+		"credspec_dirs": []string{specDir}, "secret_dirs": []string{d.Dir}, "domains": []string{d.DNSDomain}}})
+	secret := filepath.Join(d.Dir, "reader-secret.json")
+	for _, tc := range []struct {
+		name string
+		args []string
+	}{
+		{"domainless", []string{"--secret", secret, "--domainless"}},
+		{"domain-joined", []string{"--keytab", d.HostKeytab}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			file := "created-" + tc.name + ".json"
+			args := append([]string{"credspec", "create", "--gmsa", "webapp01", "--domain", d.DNSDomain, "--config", env.config,
+				"--out", filepath.Join(specDir, file)}, tc.args...)
+			if r := runHook(t, []string{}, args...); r.code != 0 || r.stderr != "" {
+				t.Fatalf("credspec create: exit %d\n%s", r.code, r.stderr)
+			}
+			id := "created-" + tc.name
+			b := env.bundle(t, container{args: []string{"/probe"}, uid: 1000, gid: 1000,
+				annotations: map[string]string{"credentialspec": "file://" + file}})
+			out, err := rt.exec(t, "run", "--bundle", b, id)
+			assertNoSecrets(t, d, out)
+			if err != nil {
+				t.Fatalf("runc run %s: %v\n%s", id, err, out)
+			}
+			if !strings.Contains(out, "probe: uid=1000 read-only\n") || !strings.Contains(out, probeOK(d)) {
+				t.Errorf("%s: the probe did not use the ticket:\n%s", id, out)
+			}
+			env.assertClean(t, rt, id)
 		})
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -78,7 +80,9 @@ func runCredspecCreate(ctx context.Context, args []string, stdout, stderr io.Wri
 	if err != nil {
 		return err
 	}
-	desc, err := fetcher.Describe(ctx, fetcher.DescribeRequest{Domain: *domain, Account: *name, Secret: sec, Config: cfg})
+	// The password is asked for as fetch asks for it (and dropped at once),
+	// to say whether the reader may retrieve it.
+	desc, err := fetcher.Describe(ctx, fetcher.DescribeRequest{Domain: *domain, Account: *name, Secret: sec, Config: cfg, ReadPassword: true})
 	if err != nil {
 		return err
 	}
@@ -88,21 +92,41 @@ func runCredspecCreate(ctx context.Context, args []string, stdout, stderr io.Wri
 	}
 	arn := ""
 	if *domainless {
-		arn = *secretSrc
+		arn = credentialArn(*secretSrc)
 	}
 	b, err := spec.New(domainInfo(desc.Domain), acct.SAM, arn).Marshal()
 	if err != nil {
 		return err
 	}
 	if *out == "" {
-		_, err := stdout.Write(b)
-		return err
+		if _, err := stdout.Write(b); err != nil {
+			return err
+		}
+	} else {
+		if err := spec.Store(ctx, dst, b, remote); err != nil {
+			return fmt.Errorf("credspec create: %w", err)
+		}
+		fmt.Fprintf(stdout, "wrote credential spec for gMSA %q of %s (read from %s) to %s\n", acct.SAM, desc.Domain.DNSName, desc.DC, *out)
 	}
-	if err := spec.Store(ctx, dst, b, remote); err != nil {
-		return fmt.Errorf("credspec create: %w", err)
+	// As New-CredentialSpec does, a reader that may not (yet) retrieve the
+	// password is a warning, not a refusal: the spec does not depend on it,
+	// the permission is often granted after the spec is made, and a
+	// domain-joined spec is read by the container hosts, not by the
+	// account create logged in as.
+	if !acct.Readable {
+		warn(stderr, fmt.Errorf("%s reading gMSA %q: %w", desc.Reader, acct.SAM, fetcher.ErrNotPermitted))
 	}
-	fmt.Fprintf(stdout, "wrote credential spec for gMSA %q of %s (read from %s) to %s\n", acct.SAM, desc.Domain.DNSName, desc.DC, *out)
 	return nil
+}
+
+// credentialArn is the secret's source as a spec's CredentialArn: an
+// absolute path becomes a file:// URL, as ECS and credentials-fetcher
+// name a local secret; ARNs and URLs stay as given.
+func credentialArn(src string) string {
+	if filepath.IsAbs(src) {
+		return (&url.URL{Scheme: "file", Path: src}).String()
+	}
+	return src
 }
 
 // readerSecret reads the domainless reader's secret as fetch does; "" is

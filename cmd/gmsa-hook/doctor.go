@@ -1,11 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"os"
 	"path/filepath"
@@ -18,6 +20,8 @@ import (
 	"github.com/gmsa-hook/gmsa-hook/fetcher"
 	"github.com/gmsa-hook/gmsa-hook/fetcher/kdc"
 	"github.com/gmsa-hook/gmsa-hook/hook/config"
+	"github.com/gmsa-hook/gmsa-hook/hook/container"
+	"github.com/gmsa-hook/gmsa-hook/hook/store"
 	"github.com/gmsa-hook/gmsa-hook/install"
 	"github.com/gmsa-hook/gmsa-hook/spec"
 	"github.com/gmsa-hook/gmsa-hook/spec/policy"
@@ -35,6 +39,7 @@ type doctorState struct {
 	descErr  error
 	hooksDir []string
 	bundles  []string
+	unitDir  string
 	remote   spec.Remote
 	// took, when a step sets it, is the step's own time inside a larger
 	// exchange (the login, bind and read of one Describe).
@@ -43,8 +48,9 @@ type doctorState struct {
 
 // doctorStep is one line of gmsa-hook doctor. A step runs only when the
 // steps it needs passed; otherwise it is skipped and says which failed.
-// New checks (the renewal timer and the ticket store's state, the ECS
-// socket units, daemon.json and containerd's config) slot in as rows.
+// A step that returns a warning (warned) passes with status warn. New
+// checks (the ECS socket units, daemon.json and containerd's config) slot
+// in as rows.
 type doctorStep struct {
 	name  string
 	needs []string
@@ -67,7 +73,25 @@ var doctorSteps = []doctorStep{
 	{name: "gMSA ticket", needs: []string{"gMSA enabled", "gMSA readable"}, run: stepTicket},
 	{name: "policy", needs: []string{"credential spec"}, run: stepPolicy},
 	{name: "runtime wiring", needs: []string{"config"}, run: stepWiring},
+	{name: "renewal timer", needs: []string{"config"}, run: stepRenewal},
+	{name: "store", needs: []string{"config"}, run: stepStore},
 }
+
+// warning is a step's finding that does not fail it.
+type warning struct{ err error }
+
+func (w warning) Error() string { return w.err.Error() }
+func (w warning) Unwrap() error { return w.err }
+
+func warned(err error) error { return warning{err} }
+
+// Conditions of the doctor's own steps that have a fix.
+var (
+	errNoRenewal   = errors.New("the renewal timer is not installed as this gmsa-hook would install it")
+	errNoStore     = errors.New("the store is not set up")
+	errRenewFailed = errors.New("the last renewal pass failed")
+	errAwaitingGC  = errors.New("containers that are gone await gc")
+)
 
 // errNoWiring marks a host where no runtime runs gmsa-hook.
 var errNoWiring = errors.New("no runtime runs gmsa-hook")
@@ -92,6 +116,7 @@ func runDoctor(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		st.bundles = append(st.bundles, s)
 		return nil
 	})
+	fs.StringVar(&st.unitDir, "unit-dir", install.DefaultUnitDir, "the systemd unit `DIR` gmsa-hook install --renewal wrote the renewal units to")
 	asJSON := fs.Bool("json", false, "print the steps as one JSON object")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -156,9 +181,13 @@ func walk(ctx context.Context, st *doctorState, steps []doctorStep) []finding {
 		if st.took > 0 {
 			f.Elapsed = st.took
 		}
+		var w warning
 		switch {
 		case errors.Is(err, errNoCredspec):
-			f.Status, f.Detail, f.Err = statusSkip, err.Error(), nil
+			f.Status, f.Detail, f.Err, f.Elapsed = statusSkip, err.Error(), nil, 0
+		case errors.As(err, &w):
+			f.Status = statusWarn
+			passed[s.name] = true
 		case err != nil:
 			f.Status = statusFail
 		default:
@@ -248,21 +277,29 @@ func stepLocate(ctx context.Context, st *doctorState) (string, error) {
 		return "", fmt.Errorf("find domain controllers of %s: %w", st.cs.DNSDomain(), err)
 	}
 	st.dcs = d
-	return fmt.Sprintf("kdc %s, ldap %s (%s)", strings.Join(d.KDCs, " "), strings.Join(d.LDAP, " "), d.How), nil
+	how := d.How
+	if strings.HasPrefix(how, "dns srv records") && st.cfg.DNSServer != "" {
+		how += " from " + st.cfg.DNSServer
+	}
+	return fmt.Sprintf("kdc %s, ldap %s (%s)", strings.Join(d.KDCs, " "), strings.Join(d.LDAP, " "), how), nil
 }
 
 // portTimeout bounds one connection attempt of the ports step.
 const portTimeout = 3 * time.Second
 
 func stepPorts(ctx context.Context, st *doctorState) (string, error) {
-	ldapPort := "389"
+	// LDAPS is 636, but a DC answers on 389 too and clients (and the
+	// issue's checklist) expect both.
+	ldapPorts := []string{"389"}
 	if st.cfg.LDAPS {
-		ldapPort = "636"
+		ldapPorts = append(ldapPorts, "636")
 	}
 	var addrs []string
 	addrs = append(addrs, st.dcs.KDCs...)
 	for _, h := range st.dcs.LDAP {
-		addrs = append(addrs, net.JoinHostPort(h, ldapPort))
+		for _, p := range ldapPorts {
+			addrs = append(addrs, net.JoinHostPort(h, p))
+		}
 	}
 	var ok, bad []string
 	for _, a := range addrs {
@@ -273,7 +310,7 @@ func stepPorts(ctx context.Context, st *doctorState) (string, error) {
 		c, err := st.dcs.Dial(dctx, "tcp", a)
 		cancel()
 		if err != nil {
-			bad = append(bad, fmt.Sprintf("%s: %v", a, innermost(err)))
+			bad = append(bad, fmt.Sprintf("%s: %v", a, dialCause(err)))
 			continue
 		}
 		c.Close()
@@ -285,14 +322,14 @@ func stepPorts(ctx context.Context, st *doctorState) (string, error) {
 	return "tcp " + strings.Join(ok, " "), nil
 }
 
-func innermost(err error) error {
-	for {
-		u := errors.Unwrap(err)
-		if u == nil {
-			return err
-		}
-		err = u
+// dialCause is what a failed dial ran into, without the "dial tcp ADDR"
+// the row already names.
+func dialCause(err error) error {
+	var oe *net.OpError
+	if errors.As(err, &oe) && oe.Err != nil {
+		return oe.Err
 	}
+	return err
 }
 
 // maxOffset is Kerberos' default tolerance (AD's "maximum tolerance for
@@ -556,4 +593,133 @@ func checkHookEntry(path string, b []byte, hooksd bool) string {
 		}
 	}
 	return ""
+}
+
+// stepRenewal checks the renewal units in the unit directory are what
+// gmsa-hook install --renewal writes for this binary and configuration.
+func stepRenewal(ctx context.Context, st *doctorState) (string, error) {
+	var h install.Hooks
+	if st.cfgPath != "" {
+		abs, err := filepath.Abs(st.cfgPath)
+		if err != nil {
+			return "", err
+		}
+		h.Config = abs
+	}
+	bin, err := os.Executable()
+	if err != nil {
+		return "", fmt.Errorf("find the gmsa-hook binary: %w", err)
+	}
+	h.Binary = bin
+	units := install.RenewalUnits(h)
+	var problems []string
+	for _, name := range []string{install.RenewService, install.RenewTimer} {
+		path := filepath.Join(st.unitDir, name)
+		b, err := os.ReadFile(path)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			problems = append(problems, path+" is missing")
+		case err != nil:
+			problems = append(problems, err.Error())
+		case !bytes.Equal(b, units[name]):
+			problems = append(problems, fmt.Sprintf("%s differs: %s", path, firstDiff(b, units[name])))
+		}
+	}
+	if len(problems) > 0 {
+		return "", fmt.Errorf("%w: %s", errNoRenewal, strings.Join(problems, "; "))
+	}
+	return fmt.Sprintf("%s and %s in %s run %s", install.RenewService, install.RenewTimer, st.unitDir, strings.TrimPrefix(unitLine(units[install.RenewService], "ExecStart="), "ExecStart=")), nil
+}
+
+// firstDiff names the first line where a unit file differs from want.
+func firstDiff(have, want []byte) string {
+	h, w := strings.Split(string(have), "\n"), strings.Split(string(want), "\n")
+	for i := range max(len(h), len(w)) {
+		var hl, wl string
+		if i < len(h) {
+			hl = h[i]
+		}
+		if i < len(w) {
+			wl = w[i]
+		}
+		if hl != wl {
+			return fmt.Sprintf("line %d is %q, want %q", i+1, hl, wl)
+		}
+	}
+	return "same lines"
+}
+
+func unitLine(b []byte, prefix string) string {
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, prefix) {
+			return l
+		}
+	}
+	return ""
+}
+
+// stepStore looks at the run directory as the hook, renew and gc use it:
+// on a memory file system, of the layout version this gmsa-hook knows, no
+// cache entry whose last renewal failed, no gone container left (gc's work;
+// a warning, as the timer removes them within minutes).
+func stepStore(ctx context.Context, st *doctorState) (string, error) {
+	dir := st.cfg.RunDirOrDefault()
+	fi, err := os.Stat(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", fmt.Errorf("%w: run_dir %s does not exist", errNoStore, dir)
+	}
+	if err != nil {
+		return "", fmt.Errorf("%w: %v", store.ErrRunDir, err)
+	}
+	if !fi.IsDir() {
+		return "", fmt.Errorf("%w: run_dir %s is not a directory", store.ErrRunDir, dir)
+	}
+	if !store.OnMemoryFS(dir) {
+		return "", fmt.Errorf("%w: run_dir %s is on a disk, not a memory file system: tickets must not reach a disk", store.ErrRunDir, dir)
+	}
+	vf := filepath.Join(dir, store.VersionFile)
+	b, err := os.ReadFile(vf)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return "", fmt.Errorf("%w: %s is missing", errNoStore, vf)
+	case err != nil:
+		return "", fmt.Errorf("%w: %v", store.ErrRunDir, err)
+	case strings.TrimSpace(string(b)) != store.Version:
+		return "", fmt.Errorf("%w: %s says layout version %q; this gmsa-hook knows %s", store.ErrRunDir, vf, strings.TrimSpace(string(b)), store.Version)
+	}
+	s := &store.Store{Dir: dir}
+	entries, err := s.Entries()
+	if err != nil {
+		return "", fmt.Errorf("%w: %v", store.ErrRunDir, err)
+	}
+	var bad []string
+	for _, e := range entries {
+		if e.Outcome == "failed" {
+			bad = append(bad, fmt.Sprintf("%s@%s (cache %s): %s", e.Account, e.Realm, e.Key[:12], e.Error))
+		}
+	}
+	cs, err := s.Containers()
+	if err != nil {
+		return "", fmt.Errorf("%w: %v", store.ErrRunDir, err)
+	}
+	var gone []string
+	for _, c := range cs {
+		if m := c.Meta; m != nil && m.Pid > 0 && !container.ProcessAlive(m.Pid, m.PidStart) {
+			gone = append(gone, c.Name)
+		}
+	}
+	var goneErr error
+	if len(gone) > 0 {
+		goneErr = fmt.Errorf("%w: %s", errAwaitingGC, strings.Join(gone, " "))
+	}
+	switch {
+	case len(bad) > 0 && goneErr != nil:
+		return "", fmt.Errorf("%w: %s; %w", errRenewFailed, strings.Join(bad, "; "), goneErr)
+	case len(bad) > 0:
+		return "", fmt.Errorf("%w: %s", errRenewFailed, strings.Join(bad, "; "))
+	case goneErr != nil:
+		return "", warned(goneErr)
+	}
+	return fmt.Sprintf("%s on a memory file system, layout version %s: %d %s, %d cache %s", dir, store.Version,
+		len(cs), plural(len(cs), "container", "containers"), len(entries), plural(len(entries), "entry", "entries")), nil
 }

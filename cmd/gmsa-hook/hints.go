@@ -73,6 +73,10 @@ var hintTable = []hint{
 	{store.ErrLocked, "another gmsa-hook is fetching the same gMSA and has not finished: check that the domain controllers answer"},
 	{install.ErrHooksDir, "give --hooks-dir a directory Podman or CRI-O reads hooks from (hooks_dir in containers.conf), writable by root"},
 	{kdc.ErrRC4Disabled, "enable AES for the account in Active Directory (msDS-SupportedEncryptionTypes, then reset its password or re-export the keytab), or set \"allow_rc4\": true in the config file to accept RC4"},
+	{errNoRenewal, "install the renewal units with gmsa-hook install --renewal --config FILE (the --config doctor was given; --unit-dir DIR for another unit directory), then systemctl daemon-reload && systemctl enable --now gmsa-hook-renew.timer"},
+	{errNoStore, "gmsa-hook install --renewal --config FILE makes the run directory, mounts its tmpfs and writes its version file before any container is made"},
+	{errRenewFailed, "fix the cause named (gmsa-hook renew --config FILE tries again and status shows the outcome): containers keep their ticket until it ends"},
+	{errAwaitingGC, "gmsa-hook gc --config FILE removes them; the renewal timer runs it every 5 minutes"},
 	{kdc.ErrKeyExpired, "the reading account's password has expired: reset it in Active Directory and update the secret"},
 }
 

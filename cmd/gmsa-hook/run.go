@@ -22,7 +22,7 @@ Usage:
     gmsa-hook policy check --credspec SOURCE [--config FILE] [--annotation K=V ...] [--label K=V ...] [--containerd-namespace NS]
     gmsa-hook credspec create --gmsa NAME --domain DNSNAME [--keytab FILE | --secret SOURCE [--domainless]] [--out DEST] [--config FILE]
     gmsa-hook credspec check SOURCE [--config FILE] [--keytab FILE]
-    gmsa-hook doctor [--credspec SOURCE] [--config FILE] [--hooks-dir DIR ...] [--bundle DIR ...] [--json]
+    gmsa-hook doctor [--credspec SOURCE] [--config FILE] [--hooks-dir DIR ...] [--bundle DIR ...] [--unit-dir DIR] [--json]
 
 SOURCE is a credential spec: a path, file:///path, arn:aws:ssm:REGION:ACCOUNT:parameter/NAME
 or arn:aws:s3:::BUCKET/KEY, optionally prefixed credentialspec: or credentialspecdomainless:.
@@ -91,6 +91,16 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 func report(w io.Writer, err error) {
 	msg := strings.ReplaceAll(err.Error(), "\n", " ")
 	fmt.Fprintf(w, "gmsa-hook: error: %s\n", msg)
+	for _, h := range hints(err) {
+		fmt.Fprintf(w, "gmsa-hook: hint: %s\n", h)
+	}
+}
+
+// warn prints a condition that did not stop the command as one line, then
+// its hints.
+func warn(w io.Writer, err error) {
+	msg := strings.ReplaceAll(err.Error(), "\n", " ")
+	fmt.Fprintf(w, "gmsa-hook: warning: %s\n", msg)
 	for _, h := range hints(err) {
 		fmt.Fprintf(w, "gmsa-hook: hint: %s\n", h)
 	}
