@@ -362,6 +362,9 @@ func (r *Request) admit(ctx context.Context, st *container.State, cfg *container
 		return nil, "", fmt.Errorf("read credential spec: %w", err)
 	}
 	ct := policy.Container{Annotations: map[string]string{}, Labels: lab.Labels}
+	if ct.Labels == nil {
+		ct.Labels = container.DockerLabels(st, cfg)
+	}
 	for k, v := range cfg.Annotations {
 		ct.Annotations[k] = v
 	}

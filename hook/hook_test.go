@@ -633,3 +633,40 @@ func TestConfigErrorStopsOnlyLabelled(t *testing.T) {
 		t.Errorf("fetched %v", f.calls)
 	}
 }
+
+// TestPolicyMatchesDockerLabels: a rule on the ECS agent's Docker labels
+// applies whichever place named the spec (here an annotation, as Docker 24
+// passes --annotation).
+func TestPolicyMatchesDockerLabels(t *testing.T) {
+	for _, tt := range []struct {
+		cluster, want string
+	}{
+		{"prod", ""},
+		{"dev", `container web1: gMSA "webapp01" of corp.example.test refused by policy: rule "ecs-prod" grants it only to containers with label com.amazonaws.ecs.cluster=prod`},
+	} {
+		t.Run(tt.cluster, func(t *testing.T) {
+			runDir := memRunDir(t)
+			docker := t.TempDir()
+			os.WriteFile(filepath.Join(docker, "hostname"), []byte("web1\n"), 0o644)
+			os.WriteFile(filepath.Join(docker, "config.v2.json"), []byte(`{"ID":"web1","Config":{"Labels":{"com.amazonaws.ecs.cluster":"`+tt.cluster+`"}}}`), 0o644)
+			bundle := t.TempDir()
+			uid, gid := testUser()
+			cfgJSON := fmt.Sprintf(`{"root":{"path":"rootfs"},"process":{"user":{"uid":%d,"gid":%d}},"annotations":{"credentialspec":%q},
+				"mounts":[{"destination":"/etc/hostname","type":"bind","source":%q}]}`, uid, gid, specDir+"/webapp01.json", filepath.Join(docker, "hostname"))
+			os.WriteFile(filepath.Join(bundle, "config.json"), []byte(cfgJSON), 0o644)
+			cfg := testConfig(runDir)
+			cfg.Policy.Rules = []config.Rule{{Name: "ecs-prod", GMSAs: []string{"webapp01"}, Match: config.Match{Labels: map[string]string{"com.amazonaws.ecs.cluster": "prod"}}}}
+			f := &fakeFetch{expires: testNow.Add(10 * time.Hour)}
+			rep, err := Run(context.Background(), Request{Stage: CreateRuntime, State: stateOf("web1", bundle, os.Getpid()), Config: cfg, Fetch: f.fetch})
+			if tt.want == "" {
+				if err != nil || rep.Rule != "ecs-prod" || len(f.calls) != 1 {
+					t.Fatalf("err %v, rule %q, %d fetches", err, rep.Rule, len(f.calls))
+				}
+				return
+			}
+			if err == nil || err.Error() != tt.want || len(f.calls) != 0 {
+				t.Fatalf("err %v (%d fetches)\nwant %s", err, len(f.calls), tt.want)
+			}
+		})
+	}
+}

@@ -57,6 +57,21 @@ func LabelFromFiles(st *State, cfg *Config) (lab Label, decided bool, err error)
 	return Label{}, true, nil
 }
 
+// DockerLabels are a Docker container's labels (config.v2.json), when the
+// bundle is Docker's; nil otherwise. The policy matches on them (the ECS
+// agent's com.amazonaws.ecs.* labels) whichever place named the spec.
+func DockerLabels(st *State, cfg *Config) map[string]string {
+	dir, ok := dockerContainerDir(cfg)
+	if !ok {
+		return nil
+	}
+	labels, found, err := dockerLabels(dir, st.ID)
+	if err != nil || !found {
+		return nil
+	}
+	return labels
+}
+
 // dockerContainerDir is Docker's directory for the container
 // (<data-root>/containers/<id>), the parent of the source of the
 // /etc/hostname mount, which only Docker makes that way.
