@@ -77,19 +77,19 @@ func BenchmarkRenewPass(b *testing.B) {
 			}
 		}
 	}
-	count := newDCCounterB(b)
+	count := newDCCounter(b)
 	var times []time.Duration
 	var kdcs, ldaps []int
 	b.ResetTimer()
 	for range b.N {
-		count.resetB(b)
+		count.reset(b)
 		start := time.Now()
 		out, err := exec.Command(gmsaHook(b), "renew", "--config", env.config, "--threshold", "11h").CombinedOutput()
 		times = append(times, time.Since(start))
 		if err != nil || strings.Count(string(out), "written to 100 containers") != 5 {
 			b.Fatalf("renew: %v\n%s", err, out)
 		}
-		kdcs, ldaps = append(kdcs, count.getB(b, "kdc")), append(ldaps, count.getB(b, "ldap"))
+		kdcs, ldaps = append(kdcs, count.get(b, "kdc")), append(ldaps, count.get(b, "ldap"))
 		time.Sleep(time.Second) // the next pass's tickets end a second later
 	}
 	b.StopTimer()
@@ -121,7 +121,7 @@ func BenchmarkConcurrentCreates(b *testing.B) {
 	d := testDomain(b)
 	env := newHookEnv(b, d, map[string]any{"log_file": nil, "timeout": "60s"})
 	bundle := labelledBundle(b, "credentialspecdomainless:"+d.Credspec("webapp01-domainless"))
-	count := newDCCounterB(b)
+	count := newDCCounter(b)
 	const n = 50
 	var reads []int
 	var walls []time.Duration
@@ -133,7 +133,7 @@ func BenchmarkConcurrentCreates(b *testing.B) {
 				os.RemoveAll(e)
 			}
 		}
-		count.resetB(b)
+		count.reset(b)
 		var wg sync.WaitGroup
 		errs := make([]string, n)
 		start := time.Now()
@@ -155,7 +155,7 @@ func BenchmarkConcurrentCreates(b *testing.B) {
 				b.Fatalf("create %d: %s", i, e)
 			}
 		}
-		reads = append(reads, count.getB(b, "ldap"))
+		reads = append(reads, count.get(b, "ldap"))
 	}
 	b.StopTimer()
 	if b.N > 1 {
@@ -165,49 +165,3 @@ func BenchmarkConcurrentCreates(b *testing.B) {
 	}
 }
 
-// The counter for benchmarks (testing.TB).
-type dcCounterB struct{ dcCounter }
-
-func newDCCounterB(b *testing.B) *dcCounterB {
-	c := &dcCounterB{dcCounter{table: fmt.Sprintf("gmsabench%d", os.Getpid())}}
-	script := fmt.Sprintf(`table inet %[1]s {
-	counter kdc {}
-	counter ldap {}
-	chain out {
-		type filter hook output priority 0;
-		ip daddr 127.0.0.1 tcp dport 88 tcp flags & (syn|ack) == syn counter name kdc
-		ip daddr 127.0.0.1 udp dport 88 counter name kdc
-		ip daddr 127.0.0.1 tcp dport { 389, 636 } tcp flags & (syn|ack) == syn counter name ldap
-	}
-}
-`, c.table)
-	cmd := exec.Command("nft", "-f", "-")
-	cmd.Stdin = strings.NewReader(script)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		b.Fatalf("nft: %v\n%s", err, out)
-	}
-	b.Cleanup(func() { exec.Command("nft", "delete", "table", "inet", c.table).Run() })
-	return c
-}
-
-func (c *dcCounterB) getB(b *testing.B, name string) int {
-	out, err := exec.Command("nft", "list", "counter", "inet", c.table, name).CombinedOutput()
-	if err != nil {
-		b.Fatalf("nft list counter: %v\n%s", err, out)
-	}
-	m := nftPackets.FindSubmatch(out)
-	if m == nil {
-		b.Fatalf("no packets in %s", out)
-	}
-	var v int
-	fmt.Sscan(string(m[1]), &v)
-	return v
-}
-
-func (c *dcCounterB) resetB(b *testing.B) {
-	for _, name := range []string{"kdc", "ldap"} {
-		if out, err := exec.Command("nft", "reset", "counter", "inet", c.table, name).CombinedOutput(); err != nil {
-			b.Fatalf("nft reset: %v\n%s", err, out)
-		}
-	}
-}

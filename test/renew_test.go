@@ -27,7 +27,7 @@ import (
 // own in the host's output path.
 type dcCounter struct{ table string }
 
-func newDCCounter(t *testing.T) *dcCounter {
+func newDCCounter(t testing.TB) *dcCounter {
 	t.Helper()
 	if _, err := exec.LookPath("nft"); err != nil {
 		needCI(t, "nft is not installed (apt-get install nftables)")
@@ -55,7 +55,7 @@ func newDCCounter(t *testing.T) *dcCounter {
 
 var nftPackets = regexp.MustCompile(`packets (\d+)`)
 
-func (c *dcCounter) get(t *testing.T, name string) int {
+func (c *dcCounter) get(t testing.TB, name string) int {
 	t.Helper()
 	out, err := exec.Command("nft", "list", "counter", "inet", c.table, name).CombinedOutput()
 	if err != nil {
@@ -69,7 +69,7 @@ func (c *dcCounter) get(t *testing.T, name string) int {
 	return n
 }
 
-func (c *dcCounter) reset(t *testing.T) {
+func (c *dcCounter) reset(t testing.TB) {
 	t.Helper()
 	for _, name := range []string{"kdc", "ldap"} {
 		if out, err := exec.Command("nft", "reset", "counter", "inet", c.table, name).CombinedOutput(); err != nil {
