@@ -164,4 +164,3 @@ func BenchmarkConcurrentCreates(b *testing.B) {
 		fmt.Printf("  wall time for all %d               median %s\n", n, msStr(median(walls)))
 	}
 }
-
