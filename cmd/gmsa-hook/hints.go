@@ -9,6 +9,7 @@ import (
 	"github.com/gmsa-hook/gmsa-hook/hook"
 	"github.com/gmsa-hook/gmsa-hook/hook/config"
 	"github.com/gmsa-hook/gmsa-hook/hook/container"
+	"github.com/gmsa-hook/gmsa-hook/hook/wrapper"
 	"github.com/gmsa-hook/gmsa-hook/install"
 	"github.com/gmsa-hook/gmsa-hook/spec"
 	"github.com/gmsa-hook/gmsa-hook/spec/policy"
@@ -61,7 +62,9 @@ var hintTable = []hint{
 	{hook.ErrMount, "the image must have a directory, or nothing, at /var/credentials-fetcher/krbdir, on the rootfs's own filesystem (no symlink to /proc or /sys, no volume mounted on the path)"},
 	{hook.ErrContainerd, "pass the containerd socket to the hook entries (--containerd-address SOCKET), or give the container the credentialspec annotation"},
 	{install.ErrBundle, "give --bundle an OCI bundle directory with a config.json (runc spec makes one)"},
-	{install.ErrRuntime, "use --runtime runc (with --bundle) or --runtime podman (with --hooks-dir), or add the hooks to the runtime's configuration by hand (see README.md)"},
+	{install.ErrRuntime, "use --runtime docker, containerd, kubernetes, podman, cri-o, or runc with --bundle; crun users add the hooks to a bundle with --runtime runc (see README.md)"},
+	{install.ErrEngineConfig, "fix the file named above by hand, or point the flag at the right file (--daemon-json, --containerd-config, --crio-dropin, --wrapper, --runc); --dry-run shows what install would write"},
+	{wrapper.ErrConfig, "run gmsa-hook install --runtime docker (or containerd, kubernetes) again: it writes the wrapper's configuration beside the wrapper"},
 	{install.ErrHooksDir, "give --hooks-dir a directory Podman or CRI-O reads hooks from (hooks_dir in containers.conf), writable by root"},
 	{kdc.ErrRC4Disabled, "enable AES for the account in Active Directory (msDS-SupportedEncryptionTypes, then reset its password or re-export the keytab), or set \"allow_rc4\": true in the config file to accept RC4"},
 	{kdc.ErrKeyExpired, "the reading account's password has expired: reset it in Active Directory and update the secret"},

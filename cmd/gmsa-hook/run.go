@@ -14,7 +14,8 @@ const usage = `gmsa-hook gives containers the Kerberos ticket of an AD group Man
 Usage:
     gmsa-hook fetch --credspec SOURCE --out PATH [--config FILE] [--krb5-conf FILE] [--keytab FILE] [--timeout D]
     gmsa-hook hook STAGE [--config FILE]     (called by the OCI runtime, state on stdin)
-    gmsa-hook install --runtime runc --bundle DIR [--config FILE]
+    gmsa-hook install --runtime docker|containerd|kubernetes|podman|cri-o|runc [--dry-run] [--config FILE] [flags]
+    gmsa-hook uninstall --runtime ... [--dry-run] [flags]
     gmsa-hook policy check --credspec SOURCE [--config FILE] [--annotation K=V ...] [--label K=V ...] [--containerd-namespace NS]
 
 SOURCE is a credential spec: a path, file:///path, arn:aws:ssm:REGION:ACCOUNT:parameter/NAME
@@ -27,6 +28,8 @@ Examples:
     gmsa-hook fetch --credspec /etc/gmsa/webapp01.json --out /tmp/krb5cc
     KRB5CCNAME=/tmp/krb5cc klist
     gmsa-hook policy check --credspec file://webapp01.json --annotation io.kubernetes.cri.sandbox-namespace=payments
+    gmsa-hook install --runtime docker --default --dry-run --config /etc/gmsa-hook/config.json
+    gmsa-hook install --runtime kubernetes --config /etc/gmsa-hook/config.json
 `
 
 // exitError is a failure already reported.
@@ -44,7 +47,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	case "hook":
 		err = runHook(ctx, args[1:], stdin, stderr)
 	case "install":
-		err = runInstall(ctx, args[1:], stdout, stderr)
+		err = runInstall(ctx, args[1:], stdout, stderr, false)
+	case "uninstall":
+		err = runInstall(ctx, args[1:], stdout, stderr, true)
 	case "policy":
 		err = runPolicy(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
