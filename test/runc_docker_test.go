@@ -26,6 +26,18 @@ type dockerDaemon struct {
 
 func startDocker(t *testing.T, wrapper string) dockerDaemon {
 	t.Helper()
+	dir := t.TempDir()
+	daemonJSON := filepath.Join(dir, "daemon.json")
+	if err := os.WriteFile(daemonJSON, []byte(`{"runtimes":{"gmsa":{"path":"`+wrapper+`"}}}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return startDockerConfig(t, daemonJSON)
+}
+
+// startDockerConfig starts dockerd with the daemon.json given, its own
+// data and exec roots and socket.
+func startDockerConfig(t *testing.T, daemonJSON string) dockerDaemon {
+	t.Helper()
 	if _, err := exec.LookPath("dockerd"); err != nil {
 		needCI(t, "dockerd is not installed (apt-get install docker.io)")
 	}
@@ -34,10 +46,6 @@ func startDocker(t *testing.T, wrapper string) dockerDaemon {
 	}
 	dir := t.TempDir()
 	d := dockerDaemon{sock: filepath.Join(dir, "docker.sock")}
-	daemonJSON := filepath.Join(dir, "daemon.json")
-	if err := os.WriteFile(daemonJSON, []byte(`{"runtimes":{"gmsa":{"path":"`+wrapper+`"}}}`), 0o644); err != nil {
-		t.Fatal(err)
-	}
 	logf, err := os.Create(filepath.Join(dir, "dockerd.log"))
 	if err != nil {
 		t.Fatal(err)
