@@ -15,7 +15,7 @@ import (
 )
 
 // installCmd runs gmsa-hook install or uninstall and returns its output.
-func installCmd(t *testing.T, args ...string) string {
+func installCmd(t testing.TB, args ...string) string {
 	t.Helper()
 	out, err := exec.Command(gmsaHook(t), args...).CombinedOutput()
 	if err != nil {
@@ -25,7 +25,7 @@ func installCmd(t *testing.T, args ...string) string {
 }
 
 // importRootfs makes the shared rootfs the image busybox:local.
-func importRootfs(t *testing.T, d dockerDaemon) {
+func importRootfs(t testing.TB, d dockerDaemon) {
 	t.Helper()
 	tarball := filepath.Join(t.TempDir(), "rootfs.tar")
 	if out, err := exec.Command("tar", "-C", sharedRootfs(t), "-cf", tarball, ".").CombinedOutput(); err != nil {

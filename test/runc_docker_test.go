@@ -36,7 +36,7 @@ func startDocker(t *testing.T, wrapper string) dockerDaemon {
 
 // startDockerConfig starts dockerd with the daemon.json given, its own
 // data and exec roots and socket.
-func startDockerConfig(t *testing.T, daemonJSON string) dockerDaemon {
+func startDockerConfig(t testing.TB, daemonJSON string) dockerDaemon {
 	t.Helper()
 	if _, err := exec.LookPath("dockerd"); err != nil {
 		needCI(t, "dockerd is not installed (apt-get install docker.io)")
@@ -75,7 +75,7 @@ func startDockerConfig(t *testing.T, daemonJSON string) dockerDaemon {
 	}
 }
 
-func (d dockerDaemon) docker(t *testing.T, args ...string) (string, error) {
+func (d dockerDaemon) docker(t testing.TB, args ...string) (string, error) {
 	t.Helper()
 	cmd := exec.CommandContext(t.Context(), dockerCLI, append([]string{"-H", "unix://" + d.sock}, args...)...)
 	out, err := cmd.CombinedOutput()
@@ -156,7 +156,7 @@ func TestHookDockerLabel(t *testing.T) {
 }
 
 // unmountUnder detaches every mount below dir, deepest first.
-func unmountUnder(t *testing.T, dir string) {
+func unmountUnder(t testing.TB, dir string) {
 	t.Helper()
 	b, err := os.ReadFile("/proc/self/mountinfo")
 	if err != nil {
