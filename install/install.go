@@ -22,7 +22,7 @@ var (
 	// ErrBundle marks a bundle whose config.json cannot take the hooks.
 	ErrBundle = errors.New("cannot add hooks to the bundle")
 	// ErrRuntime marks a runtime install does not know yet.
-	ErrRuntime = errors.New("not supported yet (runc or podman)")
+	ErrRuntime = errors.New("not supported (docker, containerd, kubernetes, podman, cri-o or runc)")
 )
 
 // Hooks are gmsa-hook's entries in an OCI config.json.
@@ -85,6 +85,29 @@ func (h Hooks) ours(e any) bool {
 		return filepath.Base(a0) == "gmsa-hook" && a1 == "hook"
 	}
 	return false
+}
+
+// Remove takes gmsa-hook's entries out of a decoded config.json, keeping
+// everything else; a stage left empty goes, and "hooks" if it is empty.
+func (h Hooks) Remove(spec map[string]any) error {
+	if err := h.Add(spec); err != nil {
+		return err
+	}
+	hooks := spec["hooks"].(map[string]any)
+	for stage, list := range hooks {
+		if l, ok := list.([]any); ok {
+			l = slices.DeleteFunc(l, h.ours)
+			if len(l) == 0 {
+				delete(hooks, stage)
+			} else {
+				hooks[stage] = l
+			}
+		}
+	}
+	if len(hooks) == 0 {
+		delete(spec, "hooks")
+	}
+	return nil
 }
 
 // Add puts gmsa-hook's entries into a decoded config.json, replacing any

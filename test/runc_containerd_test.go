@@ -21,25 +21,62 @@ type containerdDaemon struct {
 
 func startContainerd(t *testing.T) containerdDaemon {
 	t.Helper()
+	dir := t.TempDir()
+	config := containerdBaseConfig(dir, false)
+	if err := os.WriteFile(filepath.Join(dir, "config.toml"), []byte(config), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return startContainerdConfig(t, dir)
+}
+
+// containerdBaseConfig is a config.toml with its own root, state and
+// sockets under dir; cri keeps the CRI plugin (see the runtimes notes).
+func containerdBaseConfig(dir string, cri bool) string {
+	sock := filepath.Join(dir, "containerd.sock")
+	config := `# the test's containerd
+version = 2
+root = "` + dir + `/root"
+state = "` + dir + `/state"
+`
+	if !cri {
+		config += `disabled_plugins = ["io.containerd.grpc.v1.cri"]
+`
+	}
+	config += `[grpc]
+  address = "` + sock + `"
+[ttrpc]
+  address = "` + sock + `.ttrpc"
+`
+	if cri {
+		config += `[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "docker.io/library/busybox:local"
+  disable_apparmor = true
+  restrict_oom_score_adj = true
+  stream_server_address = "127.0.0.1"
+  stream_server_port = "0"
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+        SystemdCgroup = false
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "` + dir + `/cni/bin"
+    conf_dir = "` + dir + `/cni/conf"
+`
+	}
+	return config
+}
+
+// startContainerdConfig starts containerd with dir/config.toml, whose
+// socket is dir/containerd.sock.
+func startContainerdConfig(t *testing.T, dir string) containerdDaemon {
+	t.Helper()
 	for _, bin := range []string{"containerd", "ctr", "containerd-shim-runc-v2"} {
 		if _, err := exec.LookPath(bin); err != nil {
 			needCI(t, bin+" is not installed (apt-get install containerd)")
 		}
 	}
-	dir := t.TempDir()
 	d := containerdDaemon{sock: filepath.Join(dir, "containerd.sock")}
-	config := `version = 2
-root = "` + dir + `/root"
-state = "` + dir + `/state"
-disabled_plugins = ["io.containerd.grpc.v1.cri"]
-[grpc]
-  address = "` + d.sock + `"
-[ttrpc]
-  address = "` + d.sock + `.ttrpc"
-`
-	if err := os.WriteFile(filepath.Join(dir, "config.toml"), []byte(config), 0o644); err != nil {
-		t.Fatal(err)
-	}
 	logf, err := os.Create(filepath.Join(dir, "containerd.log"))
 	if err != nil {
 		t.Fatal(err)

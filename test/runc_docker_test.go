@@ -26,6 +26,18 @@ type dockerDaemon struct {
 
 func startDocker(t *testing.T, wrapper string) dockerDaemon {
 	t.Helper()
+	dir := t.TempDir()
+	daemonJSON := filepath.Join(dir, "daemon.json")
+	if err := os.WriteFile(daemonJSON, []byte(`{"runtimes":{"gmsa":{"path":"`+wrapper+`"}}}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return startDockerConfig(t, daemonJSON)
+}
+
+// startDockerConfig starts dockerd with the daemon.json given, its own
+// data and exec roots and socket.
+func startDockerConfig(t testing.TB, daemonJSON string) dockerDaemon {
+	t.Helper()
 	if _, err := exec.LookPath("dockerd"); err != nil {
 		needCI(t, "dockerd is not installed (apt-get install docker.io)")
 	}
@@ -34,10 +46,6 @@ func startDocker(t *testing.T, wrapper string) dockerDaemon {
 	}
 	dir := t.TempDir()
 	d := dockerDaemon{sock: filepath.Join(dir, "docker.sock")}
-	daemonJSON := filepath.Join(dir, "daemon.json")
-	if err := os.WriteFile(daemonJSON, []byte(`{"runtimes":{"gmsa":{"path":"`+wrapper+`"}}}`), 0o644); err != nil {
-		t.Fatal(err)
-	}
 	logf, err := os.Create(filepath.Join(dir, "dockerd.log"))
 	if err != nil {
 		t.Fatal(err)
@@ -67,7 +75,7 @@ func startDocker(t *testing.T, wrapper string) dockerDaemon {
 	}
 }
 
-func (d dockerDaemon) docker(t *testing.T, args ...string) (string, error) {
+func (d dockerDaemon) docker(t testing.TB, args ...string) (string, error) {
 	t.Helper()
 	cmd := exec.CommandContext(t.Context(), dockerCLI, append([]string{"-H", "unix://" + d.sock}, args...)...)
 	out, err := cmd.CombinedOutput()
@@ -148,7 +156,7 @@ func TestHookDockerLabel(t *testing.T) {
 }
 
 // unmountUnder detaches every mount below dir, deepest first.
-func unmountUnder(t *testing.T, dir string) {
+func unmountUnder(t testing.TB, dir string) {
 	t.Helper()
 	b, err := os.ReadFile("/proc/self/mountinfo")
 	if err != nil {

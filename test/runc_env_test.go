@@ -305,7 +305,7 @@ func (env hookEnv) bundle(t testing.TB, c container) string {
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("gmsa-hook install: %v\n%s%s", err, stdout.String(), stderr.String())
 	}
-	if want := "added gmsa-hook's createRuntime, createContainer and poststop hooks to " + filepath.Join(dir, "config.json") + "\n"; stdout.String() != want || stderr.Len() != 0 {
+	if want := "install --runtime runc: wrote " + filepath.Join(dir, "config.json") + "\nnext: nothing to restart: runc reads config.json at runc create\n"; stdout.String() != want || stderr.Len() != 0 {
 		t.Errorf("gmsa-hook install printed:\n%s%s", stdout.String(), stderr.String())
 	}
 	return dir

@@ -10,6 +10,7 @@ import (
 	"github.com/gmsa-hook/gmsa-hook/hook/config"
 	"github.com/gmsa-hook/gmsa-hook/hook/container"
 	"github.com/gmsa-hook/gmsa-hook/hook/store"
+	"github.com/gmsa-hook/gmsa-hook/hook/wrapper"
 	"github.com/gmsa-hook/gmsa-hook/install"
 	"github.com/gmsa-hook/gmsa-hook/spec"
 	"github.com/gmsa-hook/gmsa-hook/spec/policy"
@@ -67,7 +68,9 @@ var hintTable = []hint{
 	{hook.ErrMount, "the image must have a directory, or nothing, at /var/credentials-fetcher/krbdir, on the rootfs's own filesystem (no symlink to /proc or /sys, no volume mounted on the path)"},
 	{hook.ErrContainerd, "pass the containerd socket to the hook entries (--containerd-address SOCKET), or give the container the credentialspec annotation"},
 	{install.ErrBundle, "give --bundle an OCI bundle directory with a config.json (runc spec makes one)"},
-	{install.ErrRuntime, "use --runtime runc (with --bundle) or --runtime podman (with --hooks-dir), or add the hooks to the runtime's configuration by hand (see README.md)"},
+	{install.ErrRuntime, "use --runtime docker, containerd, kubernetes, podman, cri-o, or runc with --bundle; crun users add the hooks to a bundle with --runtime runc (see README.md)"},
+	{install.ErrEngineConfig, "fix the file named above by hand, or point the flag at the right file (--daemon-json, --containerd-config, --crio-dropin, --wrapper, --runc); --dry-run shows what install would write"},
+	{wrapper.ErrConfig, "run gmsa-hook install --runtime docker (or containerd, kubernetes) again: it writes the wrapper's configuration beside the wrapper"},
 	{install.ErrUnitDir, "give --unit-dir the directory systemd reads units from (/etc/systemd/system), writable by root"},
 	{fetcher.ErrNotRenewable, "the renewal pass fetches a new ticket then; check why the fetch failed"},
 	{store.ErrLocked, "another gmsa-hook is fetching the same gMSA and has not finished: check that the domain controllers answer"},

@@ -5,73 +5,131 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/gmsa-hook/gmsa-hook/install"
 )
 
-// runInstall writes gmsa-hook into a runtime's configuration:
-// "--runtime runc --bundle DIR", the hook entries of one bundle, or
-// "--runtime podman --hooks-dir DIR", hooks.d files run for every container
-// with a credentialspec annotation.
-func runInstall(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	for _, a := range args {
-		if a == "--renewal" || a == "-renewal" {
-			return runInstallRenewal(args, stdout, stderr)
+const runtimeNames = "docker, containerd, kubernetes, podman, cri-o or runc"
+
+// runInstall writes gmsa-hook into an engine's configuration (remove false)
+// or takes it out again (uninstall): the engine writers of package install
+// say what to change, this prints it (--dry-run) or writes it, wrapper and
+// binary first, then says what to restart.
+func runInstall(ctx context.Context, args []string, stdout, stderr io.Writer, remove bool) error {
+	if !remove {
+		for _, a := range args {
+			if a == "--renewal" || a == "-renewal" {
+				return runInstallRenewal(args, stdout, stderr)
+			}
 		}
 	}
-	fs := newFlags("install", stderr)
-	runtime := fs.String("runtime", "", "the `RUNTIME` to install into (runc or podman)")
+	verb := "install"
+	if remove {
+		verb = "uninstall"
+	}
+	fs := newFlags(verb, stderr)
+	runtime := fs.String("runtime", "", "the engine: `"+runtimeNames+"`")
+	dryRun := fs.Bool("dry-run", false, "print the changes as a unified diff and change nothing")
 	bundle := fs.String("bundle", "", "runc: the OCI bundle `DIR` whose config.json gets the hooks")
-	hooksDir := fs.String("hooks-dir", "", "podman: the hooks.d `DIR` to write gmsa-hook's hook files to")
+	hooksDir := fs.String("hooks-dir", "/usr/share/containers/oci/hooks.d", "podman, cri-o: the hooks.d `DIR`")
+	daemonJSON := fs.String("daemon-json", "/etc/docker/daemon.json", "docker: the daemon.json `FILE`")
+	dflt := fs.Bool("default", false, "docker: make gmsa Docker's default-runtime")
+	ctrdConfig := fs.String("containerd-config", "/etc/containerd/config.toml", "containerd, kubernetes: containerd's config.toml `FILE`")
+	crioDropIn := fs.String("crio-dropin", "/etc/crio/crio.conf.d/99-gmsa-hook.conf", "cri-o: gmsa-hook's drop-in `FILE`")
+	wrapperPath := fs.String("wrapper", "/usr/local/lib/gmsa-hook/gmsa-runc", "docker, containerd, kubernetes: where the binary is linked as the runtime wrapper (its configuration is `PATH`.json)")
+	runc := fs.String("runc", "", "the real runtime's absolute `PATH` the wrapper execs (default: runc as found in $PATH now, recorded)")
 	cfgPath := fs.String("config", "", "configuration `FILE` passed to every hook stage")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	switch *runtime {
-	case "runc":
-		if *bundle == "" || *hooksDir != "" {
-			fmt.Fprintln(stderr, "gmsa-hook: error: install needs --runtime and --bundle")
-			return errUsage
-		}
-	case "podman":
-		if *hooksDir == "" || *bundle != "" {
-			fmt.Fprintln(stderr, "gmsa-hook: error: install --runtime podman needs --hooks-dir (and no --bundle)")
-			return errUsage
-		}
-	case "":
-		fmt.Fprintln(stderr, "gmsa-hook: error: install needs --runtime and --bundle (runc) or --hooks-dir (podman)")
+	engine, ok := install.Engines[*runtime]
+	switch {
+	case *runtime == "":
+		fmt.Fprintf(stderr, "gmsa-hook: error: %s needs --runtime (%s)\n", verb, runtimeNames)
 		return errUsage
-	default:
-		return fmt.Errorf("install: runtime %q: %w", *runtime, install.ErrRuntime)
+	case !ok:
+		return fmt.Errorf("%s: runtime %q: %w", verb, *runtime, install.ErrRuntime)
+	case *runtime == "runc" && *bundle == "":
+		fmt.Fprintf(stderr, "gmsa-hook: error: %s --runtime runc needs --bundle\n", verb)
+		return errUsage
+	case *runtime != "runc" && *bundle != "":
+		fmt.Fprintf(stderr, "gmsa-hook: error: --bundle is for --runtime runc only\n")
+		return errUsage
+	case *dflt && *runtime != "docker":
+		fmt.Fprintf(stderr, "gmsa-hook: error: --default is for --runtime docker only\n")
+		return errUsage
 	}
 	cfg, err := loadConfig(*cfgPath)
 	if err != nil {
 		return err
 	}
-	h := install.Hooks{FetchTimeout: cfg.TimeoutOrDefault()}
+	o := install.Options{
+		Hooks:      install.Hooks{FetchTimeout: cfg.TimeoutOrDefault()},
+		Wrapper:    *wrapperPath,
+		Runtime:    *runc,
+		DaemonJSON: *daemonJSON, Default: *dflt,
+		ContainerdConfig: *ctrdConfig,
+		HooksDir:         *hooksDir,
+		CrioDropIn:       *crioDropIn,
+		Bundle:           *bundle,
+	}
 	if *cfgPath != "" {
-		if h.Config, err = filepath.Abs(*cfgPath); err != nil {
+		if o.Hooks.Config, err = filepath.Abs(*cfgPath); err != nil {
 			return err
 		}
 	}
-	if h.Binary, err = os.Executable(); err != nil {
-		return fmt.Errorf("install: find the gmsa-hook binary: %w", err)
+	if o.Hooks.Binary, err = os.Executable(); err != nil {
+		return fmt.Errorf("%s: find the gmsa-hook binary: %w", verb, err)
 	}
-	if *runtime == "podman" {
-		paths, err := install.HooksDir(*hooksDir, h)
+	if o.Hooks.Binary, err = filepath.EvalSymlinks(o.Hooks.Binary); err != nil {
+		return fmt.Errorf("%s: find the gmsa-hook binary: %w", verb, err)
+	}
+	if o.Runtime == "" && !remove && slices.Contains([]string{"docker", "containerd", "kubernetes", "cri-o"}, *runtime) {
+		p, err := exec.LookPath("runc")
 		if err != nil {
+			return fmt.Errorf("%s: find runc for the wrapper: %w: %w", verb, install.ErrEngineConfig, err)
+		}
+		if o.Runtime, err = filepath.Abs(p); err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "wrote gmsa-hook's createRuntime, createContainer and poststop hooks for containers annotated credentialspec: %s\n",
-			strings.Join(paths, " "))
-		return nil
 	}
-	if err := install.Bundle(*bundle, h); err != nil {
-		return err
+	var changes []install.Change
+	if remove {
+		changes, err = engine.Uninstall(o)
+	} else {
+		changes, err = engine.Install(o)
 	}
-	fmt.Fprintf(stdout, "added gmsa-hook's createRuntime, createContainer and poststop hooks to %s\n",
-		filepath.Join(*bundle, "config.json"))
+	if err != nil {
+		return fmt.Errorf("%s --runtime %s: %w", verb, *runtime, err)
+	}
+	paths, err := install.Apply(changes, *dryRun, stdout)
+	if err != nil {
+		return fmt.Errorf("%s --runtime %s: %w", verb, *runtime, err)
+	}
+	switch {
+	case *dryRun && len(paths) == 0:
+		fmt.Fprintf(stdout, "%s --runtime %s --dry-run: nothing to change\n", verb, *runtime)
+	case *dryRun:
+		// the diff is the output
+	case len(paths) == 0:
+		fmt.Fprintf(stdout, "%s --runtime %s: nothing to change, already done\n", verb, *runtime)
+	default:
+		what := "wrote"
+		if remove {
+			what = "changed or removed"
+		}
+		fmt.Fprintf(stdout, "%s --runtime %s: %s %s\n", verb, *runtime, what, strings.Join(paths, " "))
+		fmt.Fprintf(stdout, "next: %s\n", engine.Restart(o))
+		if !remove && *runtime != "runc" {
+			fmt.Fprintf(stdout, "note: the ticket renewal timer units are not installed by engine installs yet\n")
+		}
+	}
+	if *runtime == "kubernetes" && !remove && !*dryRun {
+		fmt.Fprint(stdout, "\nthe RuntimeClass for pods (kubectl apply -f -):\n"+install.RuntimeClass)
+	}
 	return nil
 }

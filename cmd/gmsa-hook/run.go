@@ -14,7 +14,8 @@ const usage = `gmsa-hook gives containers the Kerberos ticket of an AD group Man
 Usage:
     gmsa-hook fetch --credspec SOURCE --out PATH [--config FILE] [--krb5-conf FILE] [--keytab FILE] [--timeout D]
     gmsa-hook hook STAGE [--config FILE]     (called by the OCI runtime, state on stdin)
-    gmsa-hook install --runtime runc --bundle DIR [--config FILE]
+    gmsa-hook install --runtime docker|containerd|kubernetes|podman|cri-o|runc [--dry-run] [--config FILE] [flags]
+    gmsa-hook uninstall --runtime ... [--dry-run] [flags]
     gmsa-hook install --renewal [--unit-dir DIR] [--config FILE]
     gmsa-hook renew [--config FILE] [--threshold D]     (what the renewal timer runs)
     gmsa-hook gc [--config FILE]
@@ -39,6 +40,8 @@ Examples:
     gmsa-hook credspec create --gmsa webapp01 --domain corp.example.test --secret /etc/gmsa-hook/secrets/reader.json \
         --domainless --out /etc/gmsa-hook/credspecs/webapp01.json
     gmsa-hook doctor --credspec file://webapp01.json --config /etc/gmsa-hook/config.json
+    gmsa-hook install --runtime docker --default --dry-run --config /etc/gmsa-hook/config.json
+    gmsa-hook install --runtime kubernetes --config /etc/gmsa-hook/config.json
 `
 
 // exitError is a failure already reported.
@@ -56,7 +59,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	case "hook":
 		err = runHook(ctx, args[1:], stdin, stderr)
 	case "install":
-		err = runInstall(ctx, args[1:], stdout, stderr)
+		err = runInstall(ctx, args[1:], stdout, stderr, false)
+	case "uninstall":
+		err = runInstall(ctx, args[1:], stdout, stderr, true)
 	case "policy":
 		err = runPolicy(ctx, args[1:], stdout, stderr)
 	case "renew":

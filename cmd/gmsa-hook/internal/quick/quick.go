@@ -15,6 +15,11 @@
 // directory at poststop. Whatever it is unsure of, or finds wrong, it
 // leaves to the full run, which gets the container state it read back from
 // Stdin and reports any problem.
+//
+// A run under the wrapper's name (gmsa-runc, package hook/wrapper) is done
+// here entirely: it adds the hooks to a labelled container's bundle and
+// execs the real runtime, so Docker and containerd pay only the basics'
+// initialisation for every runtime command.
 package quick
 
 import (
@@ -26,12 +31,18 @@ import (
 
 	"github.com/gmsa-hook/gmsa-hook/hook/config"
 	"github.com/gmsa-hook/gmsa-hook/hook/container"
+	"github.com/gmsa-hook/gmsa-hook/hook/wrapper"
 )
 
 // consumed is what init read from stdin, when it read it.
 var consumed []byte
 
 func init() {
+	if len(os.Args) > 0 && wrapper.Is(os.Args[0]) {
+		// The runtime wrapper needs nothing but files either, labelled or
+		// not, and ends in the real runtime's exec.
+		os.Exit(wrapper.Main(os.Args, os.Stderr))
+	}
 	if len(os.Args) < 3 || os.Args[1] != "hook" {
 		return
 	}

@@ -1,0 +1,395 @@
+// Package wrapper is gmsa-runc, the OCI runtime wrapper that Docker
+// (daemon.json "runtimes") and containerd (a runtime handler's runc shim
+// option BinaryName) call instead of runc.
+//
+// It acts only on "create" (and "run") of a container whose bundle asks for
+// a ticket: the credentialspec annotation in config.json, or, for Docker,
+// whose --label stays out of the annotations, the container's label in its
+// config.v2.json. It then adds gmsa-hook's hooks (createRuntime,
+// createContainer, poststop) and KRB5CCNAME to the bundle's config.json
+// and replaces the file atomically. Every other command and every other
+// container goes straight to the real runtime with one exec, nothing parsed
+// beyond the bundle's config.json. The wrapper adds no trust: the hook still
+// checks the label against the policy at createRuntime.
+//
+// Its configuration, written by gmsa-hook install, is the file named like
+// the wrapper with ".json" appended (/usr/local/lib/gmsa-hook/gmsa-runc.json):
+// a runtime gives its runtime binary no flags of ours and no environment of
+// ours, and the real runtime is found from there, never from $PATH.
+//
+// The package imports only the standard library's basics, runtime-spec's
+// plain types and hook/container: it runs before the rest of gmsa-hook is
+// initialised (cmd/gmsa-hook/internal/quick).
+package wrapper
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/gmsa-hook/gmsa-hook/hook/container"
+	"github.com/gmsa-hook/gmsa-hook/internal/atomicfile"
+)
+
+// Name is the name the gmsa-hook binary is linked under to be the wrapper.
+const Name = "gmsa-runc"
+
+// KRB5CCName is what a labelled container's process gets as KRB5CCNAME
+// unless its image or its user set one.
+const KRB5CCName = "KRB5CCNAME=FILE:/var/credentials-fetcher/krbdir/krb5cc"
+
+// ErrConfig marks a wrapper configuration that cannot be used.
+var ErrConfig = errors.New("unusable runtime wrapper configuration")
+
+// Config is the wrapper's configuration file.
+type Config struct {
+	// Runtime is the absolute path of the real runtime (runc).
+	Runtime string `json:"runtime"`
+	// Hooks are gmsa-hook's entries added to a labelled container.
+	Hooks specs.Hooks `json:"hooks"`
+}
+
+// ConfigPath is the configuration file of the wrapper at path.
+func ConfigPath(wrapper string) string { return wrapper + ".json" }
+
+// Is tells a run as the wrapper from the name the binary was called by.
+func Is(argv0 string) bool { return filepath.Base(argv0) == Name }
+
+// ReadConfig reads and checks the wrapper's configuration.
+func ReadConfig(file string) (*Config, error) {
+	b, err := container.ReadSmall(file)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	var c Config
+	if err := dec.Decode(&c); err != nil {
+		return nil, fmt.Errorf("%w: %s: %s", ErrConfig, file, container.JSONProblem(err))
+	}
+	if !filepath.IsAbs(c.Runtime) {
+		return nil, fmt.Errorf("%w: %s: \"runtime\" must be the absolute path of the real runtime, not %q", ErrConfig, file, c.Runtime)
+	}
+	if filepath.Base(c.Runtime) == Name {
+		return nil, fmt.Errorf("%w: %s: \"runtime\" %s is the wrapper itself", ErrConfig, file, c.Runtime)
+	}
+	return &c, nil
+}
+
+// Main is a run as the wrapper: args are os.Args. It returns only when it
+// cannot exec the real runtime, with the exit status to use.
+func Main(args []string, stderr io.Writer) int {
+	runtime, argv, err := Prepare(args)
+	if err == nil {
+		err = syscall.Exec(runtime, argv, os.Environ())
+		err = fmt.Errorf("exec %s: %w", runtime, err)
+	}
+	fmt.Fprintf(stderr, "%s: error: %s\n", Name, strings.ReplaceAll(err.Error(), "\n", " "))
+	if errors.Is(err, ErrConfig) {
+		fmt.Fprintf(stderr, "%s: hint: run gmsa-hook install --runtime docker (or containerd, kubernetes) again, which writes %s\n", Name, ConfigPath(args[0]))
+	}
+	return 1
+}
+
+// Prepare does the wrapper's work short of the exec: it reads the
+// configuration, adds the hooks to a labelled container's bundle on create,
+// and returns the real runtime and its arguments (args[1:], untouched).
+func Prepare(args []string) (runtime string, argv []string, err error) {
+	if len(args) == 0 || !filepath.IsAbs(args[0]) {
+		return "", nil, fmt.Errorf("%w: called as %q: the wrapper finds its configuration beside itself, so it must be called by its absolute path", ErrConfig, strings.Join(args[:min(1, len(args))], ""))
+	}
+	cfg, err := ReadConfig(ConfigPath(args[0]))
+	if err != nil {
+		return "", nil, err
+	}
+	argv = append([]string{cfg.Runtime}, args[1:]...)
+	inv, err := ParseArgs(args[1:])
+	if err != nil {
+		return "", nil, err
+	}
+	if inv.Command != "create" && inv.Command != "run" {
+		return cfg.Runtime, argv, nil
+	}
+	bundle := inv.Bundle
+	if bundle == "" {
+		if bundle, err = os.Getwd(); err != nil {
+			return "", nil, err
+		}
+	}
+	if err := Bundle(bundle, inv.ID, cfg.Hooks); err != nil {
+		return "", nil, fmt.Errorf("container %s: %w", container.Short(inv.ID), err)
+	}
+	return cfg.Runtime, argv, nil
+}
+
+// Invocation is what the wrapper needs of a runtime command line.
+type Invocation struct {
+	Command string // create, start, delete, state, ...
+	Bundle  string // create/run's --bundle, "" for the working directory
+	ID      string // the container ID of create/run
+}
+
+// Global flags of runc (and crun) that take a value; the others are
+// booleans (--debug, --systemd-cgroup). They are passed on untouched.
+var globalValueFlags = []string{"root", "log", "log-format", "criu", "rootless", "log-level", "cgroup-manager"}
+
+var globalBoolFlags = []string{"debug", "systemd-cgroup", "help", "h", "version", "v"}
+
+// Flags of create and run that take a value.
+var createValueFlags = []string{"bundle", "b", "console-socket", "pid-file", "preserve-fds"}
+
+// ParseArgs reads a runc command line (without argv[0]) as far as the
+// wrapper needs. A global flag it does not know is an error: it could take
+// a value, and guessing wrong would pass a labelled container through
+// without its hooks.
+func ParseArgs(args []string) (Invocation, error) {
+	var inv Invocation
+	i := 0
+	for ; i < len(args); i++ {
+		a := args[i]
+		if !strings.HasPrefix(a, "-") || a == "-" {
+			break
+		}
+		name, _, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		switch {
+		case slices.Contains(globalValueFlags, name):
+			if !hasValue {
+				i++
+			}
+		case slices.Contains(globalBoolFlags, name):
+		default:
+			return inv, fmt.Errorf("unknown runtime flag %q before the command", a)
+		}
+	}
+	if i >= len(args) {
+		return inv, nil
+	}
+	inv.Command = args[i]
+	if inv.Command != "create" && inv.Command != "run" {
+		return inv, nil
+	}
+	rest := args[i+1:]
+	for j := 0; j < len(rest); j++ {
+		a := rest[j]
+		if a == "--" {
+			if j+1 < len(rest) {
+				inv.ID = rest[j+1]
+			}
+			break
+		}
+		if !strings.HasPrefix(a, "-") {
+			inv.ID = a
+			continue
+		}
+		name, value, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if !slices.Contains(createValueFlags, name) {
+			continue
+		}
+		if !hasValue {
+			if j+1 >= len(rest) {
+				return inv, fmt.Errorf("runtime flag %q has no value", a)
+			}
+			j++
+			value = rest[j]
+		}
+		if name == "bundle" || name == "b" {
+			inv.Bundle = value
+		}
+	}
+	return inv, nil
+}
+
+// Bundle adds hooks and KRB5CCNAME to the config.json of bundle when the
+// container asks for a ticket, and leaves it alone otherwise. A label it
+// cannot read (a broken config.v2.json) gets the hooks too: the hook then
+// reports the problem, and the container does not start without it.
+func Bundle(bundle, id string, hooks specs.Hooks) error {
+	file := filepath.Join(bundle, "config.json")
+	b, err := container.ReadSmall(file)
+	if err != nil {
+		return fmt.Errorf("read bundle: %w", err)
+	}
+	var spec specs.Spec
+	if err := json.Unmarshal(b, &spec); err != nil {
+		return fmt.Errorf("read %s: %w: %s", file, container.ErrBundle, container.JSONProblem(err))
+	}
+	if !Labelled(&spec, bundle, id) {
+		return nil
+	}
+	out, err := Edit(b, hooks)
+	if err != nil {
+		return fmt.Errorf("%s: %w", file, err)
+	}
+	if bytes.Equal(out, b) {
+		return nil
+	}
+	info, err := os.Stat(file)
+	if err != nil {
+		return err
+	}
+	if err := atomicfile.Replace(file, out, info); err != nil {
+		return fmt.Errorf("write %s: %w", file, err)
+	}
+	return nil
+}
+
+// Labelled tells a container that asks for a ticket, as files say: the
+// annotation, or Docker's label. A containerd container whose label is only
+// in containerd (not copied to the annotations, as ctr and the CRI plugin
+// do) is not seen here.
+func Labelled(spec *specs.Spec, bundle, id string) bool {
+	if spec.Annotations[container.Key] != "" {
+		return true
+	}
+	st := &container.State{ID: id, Bundle: bundle, Annotations: spec.Annotations}
+	cfg := &container.Config{Annotations: spec.Annotations}
+	for _, m := range spec.Mounts {
+		cfg.Mounts = append(cfg.Mounts, container.Mount{Destination: m.Destination, Type: m.Type, Source: m.Source})
+	}
+	lab, _, err := container.LabelFromFiles(st, cfg)
+	return err != nil || lab.Source != ""
+}
+
+// Edit adds hooks to a config.json and KRB5CCNAME to its process's
+// environment unless set, and returns the new file. gmsa-hook's earlier
+// entries (the same path, or args "gmsa-hook hook ...") are replaced; every
+// field runtime-spec's types do not model, at any level it touches
+// (the top level, process, hooks, other hook entries), is kept as written.
+func Edit(configJSON []byte, hooks specs.Hooks) ([]byte, error) {
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(configJSON, &top); err != nil {
+		return nil, fmt.Errorf("%w: %s", container.ErrBundle, container.JSONProblem(err))
+	}
+	if top == nil {
+		return nil, fmt.Errorf("%w: not a JSON object", container.ErrBundle)
+	}
+	if err := editHooks(top, hooks); err != nil {
+		return nil, err
+	}
+	if err := editEnv(top); err != nil {
+		return nil, err
+	}
+	return marshal(top)
+}
+
+// marshal is json.Marshal without HTML escaping: strings of the file keep
+// their bytes.
+func marshal(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+}
+
+// stageList is one stage's hooks in our configuration.
+func stageList(h *specs.Hooks) map[string][]specs.Hook {
+	return map[string][]specs.Hook{
+		"prestart": h.Prestart, "createRuntime": h.CreateRuntime, "createContainer": h.CreateContainer,
+		"startContainer": h.StartContainer, "poststart": h.Poststart, "poststop": h.Poststop,
+	}
+}
+
+var stageOrder = []string{"prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"}
+
+func editHooks(top map[string]json.RawMessage, hooks specs.Hooks) error {
+	stages := map[string]json.RawMessage{}
+	if raw, ok := top["hooks"]; ok && string(raw) != "null" {
+		if err := json.Unmarshal(raw, &stages); err != nil {
+			return fmt.Errorf("%w: \"hooks\" is not an object", container.ErrBundle)
+		}
+	}
+	ours := stageList(&hooks)
+	binaries := map[string]bool{}
+	for _, list := range ours {
+		for _, h := range list {
+			binaries[h.Path] = true
+		}
+	}
+	for _, stage := range stageOrder {
+		var list []json.RawMessage
+		if raw, ok := stages[stage]; ok && string(raw) != "null" {
+			if err := json.Unmarshal(raw, &list); err != nil {
+				return fmt.Errorf("%w: \"hooks.%s\" is not a list", container.ErrBundle, stage)
+			}
+		}
+		list = slices.DeleteFunc(list, func(e json.RawMessage) bool { return isOurs(e, binaries) })
+		for _, h := range ours[stage] {
+			b, err := marshal(h)
+			if err != nil {
+				return err
+			}
+			list = append(list, b)
+		}
+		if len(list) == 0 {
+			delete(stages, stage)
+			continue
+		}
+		b, err := marshal(list)
+		if err != nil {
+			return err
+		}
+		stages[stage] = b
+	}
+	b, err := marshal(stages)
+	if err != nil {
+		return err
+	}
+	top["hooks"] = b
+	return nil
+}
+
+// isOurs tells a hook entry of gmsa-hook: one of our binaries, or args
+// "gmsa-hook hook ...".
+func isOurs(raw json.RawMessage, binaries map[string]bool) bool {
+	var h specs.Hook
+	if json.Unmarshal(raw, &h) != nil {
+		return false
+	}
+	if binaries[h.Path] {
+		return true
+	}
+	return len(h.Args) >= 2 && filepath.Base(h.Args[0]) == "gmsa-hook" && h.Args[1] == "hook"
+}
+
+func editEnv(top map[string]json.RawMessage) error {
+	raw, ok := top["process"]
+	if !ok || string(raw) == "null" {
+		return nil // runc refuses such a bundle at create with its own message
+	}
+	var process map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &process); err != nil {
+		return fmt.Errorf("%w: \"process\" is not an object", container.ErrBundle)
+	}
+	var env []string
+	if raw, ok := process["env"]; ok && string(raw) != "null" {
+		if err := json.Unmarshal(raw, &env); err != nil {
+			return fmt.Errorf("%w: \"process.env\" is not a list of strings", container.ErrBundle)
+		}
+	}
+	for _, e := range env {
+		if strings.HasPrefix(e, "KRB5CCNAME=") {
+			return nil
+		}
+	}
+	b, err := marshal(append(env, KRB5CCName))
+	if err != nil {
+		return err
+	}
+	process["env"] = b
+	if top["process"], err = marshal(process); err != nil {
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,219 @@
+package wrapper
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files")
+
+func intp(i int) *int { return &i }
+
+var testHooks = specs.Hooks{
+	CreateRuntime:   []specs.Hook{{Path: "/usr/local/bin/gmsa-hook", Args: []string{"gmsa-hook", "hook", "createRuntime", "--config", "/etc/gmsa-hook/config.json"}, Timeout: intp(25)}},
+	CreateContainer: []specs.Hook{{Path: "/usr/local/bin/gmsa-hook", Args: []string{"gmsa-hook", "hook", "createContainer", "--config", "/etc/gmsa-hook/config.json"}, Timeout: intp(10)}},
+	Poststop:        []specs.Hook{{Path: "/usr/local/bin/gmsa-hook", Args: []string{"gmsa-hook", "hook", "poststop", "--config", "/etc/gmsa-hook/config.json"}, Timeout: intp(10)}},
+}
+
+func TestParseArgs(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		want Invocation
+		err  string
+	}{
+		{"containerd shim create", []string{"--root", "/run/containerd/runc/k8s.io", "--log", "/b/log.json", "--log-format", "json", "--systemd-cgroup", "create", "--bundle", "/b", "--pid-file", "/b/init.pid", "--console-socket", "/tmp/c.sock", "abc"},
+			Invocation{Command: "create", Bundle: "/b", ID: "abc"}, ""},
+		{"equals forms", []string{"--root=/r", "--debug", "create", "-b=/b", "--no-pivot", "id1"}, Invocation{Command: "create", Bundle: "/b", ID: "id1"}, ""},
+		{"short bundle", []string{"create", "-b", "/b", "id2"}, Invocation{Command: "create", Bundle: "/b", ID: "id2"}, ""},
+		{"run without bundle", []string{"run", "-d", "id3"}, Invocation{Command: "run", ID: "id3"}, ""},
+		{"start", []string{"--root", "/r", "start", "abc"}, Invocation{Command: "start"}, ""},
+		{"delete", []string{"--root", "/r", "--log", "x", "delete", "--force", "abc"}, Invocation{Command: "delete"}, ""},
+		{"no command", []string{"--version"}, Invocation{}, ""},
+		{"unknown global flag", []string{"--frobnicate", "x", "create", "id"}, Invocation{}, `unknown runtime flag "--frobnicate" before the command`},
+		{"bundle without value", []string{"create", "--bundle"}, Invocation{Command: "create"}, `runtime flag "--bundle" has no value`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := ParseArgs(tt.args)
+			if tt.err != "" {
+				if err == nil || err.Error() != tt.err {
+					t.Fatalf("error %v, want %q", err, tt.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("(-want +got)\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestEditGolden: the hooks and KRB5CCNAME are added, gmsa-hook's old
+// entries replaced, and every field runtime-spec does not model kept.
+func TestEditGolden(t *testing.T) {
+	in, err := os.ReadFile("testdata/config-unknown.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := Edit(in, testHooks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden := "testdata/config-unknown.golden"
+	if *update {
+		os.WriteFile(golden, got, 0o644)
+	}
+	want, _ := os.ReadFile(golden)
+	if !bytes.Equal(got, want) {
+		t.Errorf("differs from %s (go test -update):\n%s", golden, got)
+	}
+	again, err := Edit(got, testHooks)
+	if err != nil || !bytes.Equal(again, got) {
+		t.Errorf("a second edit changed the file: %v\n%s", err, again)
+	}
+	var m map[string]any
+	json.Unmarshal(got, &m)
+	for _, k := range []string{`"x-future-top":{"a":[1,2.50,"<&>"]}`, `"x-future-process":true`, `"x-extra":"kept"`, `"x-future-stage":[{"path":"/x"}]`} {
+		if !strings.Contains(string(got), k) {
+			t.Errorf("lost %s", k)
+		}
+	}
+	if strings.Contains(string(got), "/old/gmsa-hook") {
+		t.Errorf("an old gmsa-hook entry was kept")
+	}
+}
+
+func TestEditKeepsKRB5CCNAME(t *testing.T) {
+	got, err := Edit([]byte(`{"process":{"env":["KRB5CCNAME=/tmp/mine"]}}`), testHooks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s specs.Spec
+	json.Unmarshal(got, &s)
+	if diff := cmp.Diff([]string{"KRB5CCNAME=/tmp/mine"}, s.Process.Env); diff != "" {
+		t.Errorf("env (-want +got)\n%s", diff)
+	}
+	got, _ = Edit([]byte(`{"process":{}}`), testHooks)
+	json.Unmarshal(got, &s)
+	if diff := cmp.Diff([]string{KRB5CCName}, s.Process.Env); diff != "" {
+		t.Errorf("env (-want +got)\n%s", diff)
+	}
+}
+
+func TestEditErrors(t *testing.T) {
+	for in, want := range map[string]string{
+		`[]`:                         "unusable bundle config.json: ",
+		`{"hooks":[]}`:               `unusable bundle config.json: "hooks" is not an object`,
+		`{"hooks":{"poststop":{}}}`:  `unusable bundle config.json: "hooks.poststop" is not a list`,
+		`{"process":{"env":"PATH"}}`: `unusable bundle config.json: "process.env" is not a list of strings`,
+	} {
+		if _, err := Edit([]byte(in), testHooks); err == nil || !strings.HasPrefix(err.Error(), want) {
+			t.Errorf("%s: error %v, want %q", in, err, want)
+		}
+	}
+}
+
+// TestBundle: a labelled bundle is edited, an unlabelled one is not
+// touched (same bytes, same inode), Docker's label in config.v2.json counts.
+func TestBundle(t *testing.T) {
+	write := func(dir, s string) {
+		os.MkdirAll(dir, 0o755)
+		if err := os.WriteFile(filepath.Join(dir, "config.json"), []byte(s), 0o640); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dir := t.TempDir()
+	plain := filepath.Join(dir, "plain")
+	write(plain, `{"process":{"env":[]},"annotations":{"other":"x"}}`)
+	before, _ := os.Stat(filepath.Join(plain, "config.json"))
+	if err := Bundle(plain, "plain", testHooks); err != nil {
+		t.Fatal(err)
+	}
+	after, _ := os.Stat(filepath.Join(plain, "config.json"))
+	if !os.SameFile(before, after) {
+		t.Errorf("an unlabelled bundle's config.json was replaced")
+	}
+
+	labelled := filepath.Join(dir, "labelled")
+	write(labelled, `{"process":{"env":[]},"annotations":{"credentialspec":"file://a.json"}}`)
+	if err := Bundle(labelled, "labelled", testHooks); err != nil {
+		t.Fatal(err)
+	}
+	info, _ := os.Stat(filepath.Join(labelled, "config.json"))
+	if info.Mode().Perm() != 0o640 {
+		t.Errorf("mode %v, want 0640 kept", info.Mode())
+	}
+	var s specs.Spec
+	b, _ := os.ReadFile(filepath.Join(labelled, "config.json"))
+	json.Unmarshal(b, &s)
+	if s.Hooks == nil || len(s.Hooks.CreateRuntime) != 1 || len(s.Hooks.CreateContainer) != 1 || len(s.Hooks.Poststop) != 1 {
+		t.Errorf("hooks: %s", b)
+	}
+
+	// Docker: the label is in <data-root>/containers/<id>/config.v2.json,
+	// found from the /etc/hostname mount.
+	id := "e2eb1e974503daccc9e19ea4feb66079c7614f049e56232d38c2b50f7aca1994"
+	ddir := filepath.Join(dir, "containers", id)
+	os.MkdirAll(ddir, 0o755)
+	v2, err := os.ReadFile(filepath.Join("../testdata/docker/containers", id, "config.v2.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(ddir, "config.v2.json"), v2, 0o600)
+	docker := filepath.Join(dir, "io.containerd.runtime.v2.task", "moby", id)
+	write(docker, `{"process":{"env":[]},"mounts":[{"destination":"/etc/hostname","type":"bind","source":"`+filepath.Join(ddir, "hostname")+`"}]}`)
+	if err := Bundle(docker, id, testHooks); err != nil {
+		t.Fatal(err)
+	}
+	b, _ = os.ReadFile(filepath.Join(docker, "config.json"))
+	if !strings.Contains(string(b), KRB5CCName) || !strings.Contains(string(b), "createRuntime") {
+		t.Errorf("docker-labelled bundle not edited: %s", b)
+	}
+}
+
+// TestPrepare: the real runtime comes from the configuration, the
+// arguments pass untouched, and a wrapper not called by its absolute path
+// or without its configuration fails naming the file.
+func TestPrepare(t *testing.T) {
+	dir := t.TempDir()
+	w := filepath.Join(dir, Name)
+	cfg, _ := json.Marshal(Config{Runtime: "/usr/sbin/runc", Hooks: testHooks})
+	os.WriteFile(ConfigPath(w), cfg, 0o644)
+	args := []string{w, "--root", "/r", "--systemd-cgroup", "state", "abc"}
+	rt, argv, err := Prepare(args)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rt != "/usr/sbin/runc" {
+		t.Errorf("runtime %q", rt)
+	}
+	if diff := cmp.Diff(append([]string{"/usr/sbin/runc"}, args[1:]...), argv); diff != "" {
+		t.Errorf("argv (-want +got)\n%s", diff)
+	}
+	if _, _, err := Prepare([]string{Name, "state", "x"}); err == nil || !strings.Contains(err.Error(), "must be called by its absolute path") {
+		t.Errorf("relative argv0: %v", err)
+	}
+	if _, _, err := Prepare([]string{filepath.Join(dir, "other", Name), "state"}); err == nil || !strings.HasPrefix(err.Error(), "unusable runtime wrapper configuration: open ") {
+		t.Errorf("no configuration: %v", err)
+	}
+	os.WriteFile(ConfigPath(w), []byte(`{"runtime":"runc"}`), 0o644)
+	if _, _, err := Prepare(args); err == nil || !strings.Contains(err.Error(), `"runtime" must be the absolute path of the real runtime, not "runc"`) {
+		t.Errorf("relative runtime: %v", err)
+	}
+	os.WriteFile(ConfigPath(w), []byte(`{"runtime":"/usr/sbin/runc","typo":1}`), 0o644)
+	if _, _, err := Prepare(args); err == nil || !strings.Contains(err.Error(), `unknown field "typo"`) {
+		t.Errorf("unknown key: %v", err)
+	}
+}
