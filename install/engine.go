@@ -14,7 +14,7 @@ import (
 	"github.com/rogpeppe/go-internal/diff"
 
 	"github.com/gmsa-hook/gmsa-hook/hook/wrapper"
-	"github.com/gmsa-hook/gmsa-hook/internal/atomicfile"
+	"github.com/gmsa-hook/gmsa-hook/hook/store"
 )
 
 // ErrEngineConfig marks an engine configuration file install cannot change
@@ -144,13 +144,13 @@ func apply(c Change) error {
 		if mode == 0 {
 			mode = 0o644
 		}
-		return atomicfile.WriteFile(c.Path, c.New, mode, -1, -1)
+		return store.WriteFile(c.Path, c.New, mode, -1, -1)
 	case err != nil:
 		return err
 	case !info.Mode().IsRegular():
 		return fmt.Errorf("%w: %s is not a regular file", ErrEngineConfig, c.Path)
 	}
-	return atomicfile.Replace(c.Path, c.New, info)
+	return store.ReplaceFile(c.Path, c.New, info)
 }
 
 // readFile reads a file that may be absent (nil, no error).

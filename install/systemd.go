@@ -109,3 +109,28 @@ func RemoveRenewal(dir string) (removed []string, err error) {
 	}
 	return removed, nil
 }
+
+// RenewalChanges are the changes that install (remove false) or uninstall
+// the renewal units in dir, for an engine's install to apply with its own:
+// an engine wired to gmsa-hook gets the timer that keeps its containers'
+// tickets valid. On uninstall only units gmsa-hook wrote are removed.
+func RenewalChanges(dir string, h Hooks, remove bool) ([]Change, error) {
+	units := RenewalUnits(h)
+	var changes []Change
+	for _, name := range []string{RenewService, RenewTimer} {
+		p := filepath.Join(dir, name)
+		old, err := readFile(p)
+		if err != nil {
+			return nil, err
+		}
+		c := Change{Path: p, Old: old, New: units[name], Mode: 0o644}
+		if remove {
+			if old == nil || !bytes.HasPrefix(old, []byte("# Written by gmsa-hook install --renewal.")) {
+				continue
+			}
+			c.New = nil
+		}
+		changes = append(changes, c)
+	}
+	return changes, nil
+}

@@ -89,7 +89,7 @@ func newDoctorSetup(t *testing.T, d *Domain, edit func(map[string]any)) doctorSe
 		edit(cfg)
 	}
 	s.config = writeJSON(t, dir, "config.json", cfg, 0o600)
-	if r := runHook(t, []string{}, "install", "--runtime", "podman", "--hooks-dir", s.hooksDir); r.code != 0 {
+	if r := runHook(t, []string{}, "install", "--runtime", "podman", "--hooks-dir", s.hooksDir, "--unit-dir", ""); r.code != 0 {
 		t.Fatalf("install: %s", r.stderr)
 	}
 	os.Mkdir(s.unitDir, 0o755)

@@ -29,7 +29,7 @@ func BenchmarkDockerGmsaRuntime(b *testing.B) {
 	daemonJSON := filepath.Join(dir, "daemon.json")
 	os.WriteFile(daemonJSON, []byte(`{"log-level": "warn"}`), 0o644)
 	installCmd(b, "install", "--runtime", "docker", "--default", "--daemon-json", daemonJSON,
-		"--wrapper", filepath.Join(dir, "lib", "gmsa-runc"), "--config", env.config, "--runc", runc)
+		"--wrapper", filepath.Join(dir, "lib", "gmsa-runc"), "--config", env.config, "--runc", runc, "--unit-dir", dir)
 	d := startDockerConfig(b, daemonJSON)
 	importRootfs(b, d)
 	label := "credentialspec=file://" + dom.Credspec("webapp01-domainless")

@@ -32,7 +32,7 @@ func TestInstallContainerdCtr(t *testing.T) {
 	orig := []byte(containerdBaseConfig(dir, false))
 	os.WriteFile(cfg, orig, 0o644)
 	wrapper := filepath.Join(dir, "lib", "gmsa-runc")
-	flags := []string{"--runtime", "containerd", "--containerd-config", cfg, "--wrapper", wrapper}
+	flags := []string{"--runtime", "containerd", "--containerd-config", cfg, "--wrapper", wrapper, "--unit-dir", t.TempDir()}
 	out := installCmd(t, append([]string{"install", "--config", env.config, "--runc", runc}, flags...)...)
 	if !strings.Contains(out, "next: restart containerd") || !strings.Contains(out, "ctr run --runc-binary "+wrapper) {
 		t.Errorf("install does not say what to restart:\n%s", out)
@@ -156,7 +156,7 @@ func TestInstallKubernetesCRI(t *testing.T) {
 	cfg := filepath.Join(dir, "config.toml")
 	os.WriteFile(cfg, []byte(containerdBaseConfig(dir, true)), 0o644)
 	wrapper := filepath.Join(dir, "lib", "gmsa-runc")
-	out := installCmd(t, "install", "--runtime", "kubernetes", "--containerd-config", cfg, "--wrapper", wrapper, "--config", env.config, "--runc", runc)
+	out := installCmd(t, "install", "--runtime", "kubernetes", "--containerd-config", cfg, "--wrapper", wrapper, "--config", env.config, "--runc", runc, "--unit-dir", t.TempDir())
 	if !strings.Contains(out, "kind: RuntimeClass") || !strings.Contains(out, "handler: gmsa") {
 		t.Errorf("install does not print the RuntimeClass:\n%s", out)
 	}

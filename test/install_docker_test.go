@@ -51,7 +51,7 @@ func TestInstallDockerDefault(t *testing.T) {
 		t.Fatal(err)
 	}
 	wrapper := filepath.Join(dir, "lib", "gmsa-runc")
-	flags := []string{"--runtime", "docker", "--daemon-json", daemonJSON, "--wrapper", wrapper}
+	flags := []string{"--runtime", "docker", "--daemon-json", daemonJSON, "--wrapper", wrapper, "--unit-dir", t.TempDir()}
 	out := installCmd(t, append([]string{"install", "--default", "--config", env.config, "--runc", runc}, flags...)...)
 	if !strings.Contains(out, "next: reload dockerd") {
 		t.Errorf("install does not say what to reload:\n%s", out)

@@ -95,7 +95,7 @@ func TestHookPodmanAnnotation(t *testing.T) {
 	hooksDir := filepath.Join(t.TempDir(), "hooks.d")
 	p := newPodman(t, hooksDir)
 
-	if out, err := exec.Command(gmsaHook(t), "install", "--runtime", "podman", "--hooks-dir", hooksDir, "--config", env.config).CombinedOutput(); err != nil {
+	if out, err := exec.Command(gmsaHook(t), "install", "--runtime", "podman", "--hooks-dir", hooksDir, "--config", env.config, "--unit-dir", t.TempDir()).CombinedOutput(); err != nil {
 		t.Fatalf("gmsa-hook install: %v\n%s", err, out)
 	}
 	for _, stage := range []string{"createruntime", "createcontainer", "poststop"} {

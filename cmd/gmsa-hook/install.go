@@ -43,6 +43,7 @@ func runInstall(ctx context.Context, args []string, stdout, stderr io.Writer, re
 	wrapperPath := fs.String("wrapper", "/usr/local/lib/gmsa-hook/gmsa-runc", "docker, containerd, kubernetes: where the binary is linked as the runtime wrapper (its configuration is `PATH`.json)")
 	runc := fs.String("runc", "", "the real runtime's absolute `PATH` the wrapper execs (default: runc as found in $PATH now, recorded)")
 	cfgPath := fs.String("config", "", "configuration `FILE` passed to every hook stage")
+	unitDir := fs.String("unit-dir", install.DefaultUnitDir, "docker, containerd, kubernetes, podman, cri-o: the systemd unit `DIR` for the renewal timer (\"\" for none)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -106,6 +107,23 @@ func runInstall(ctx context.Context, args []string, stdout, stderr io.Writer, re
 	if err != nil {
 		return fmt.Errorf("%s --runtime %s: %w", verb, *runtime, err)
 	}
+	// An engine wired host-wide gets the renewal timer with it (a runc
+	// bundle is one container: its operator runs the timer as they like).
+	renewal := "" // why no units were written, when none were
+	if *runtime != "runc" {
+		switch fi, err := os.Stat(*unitDir); {
+		case *unitDir == "":
+			renewal = "no --unit-dir given"
+		case err != nil || !fi.IsDir():
+			renewal = "no systemd unit directory " + *unitDir
+		default:
+			rc, err := install.RenewalChanges(*unitDir, o.Hooks, remove)
+			if err != nil {
+				return fmt.Errorf("%s --runtime %s: %w", verb, *runtime, err)
+			}
+			changes = append(changes, rc...)
+		}
+	}
 	paths, err := install.Apply(changes, *dryRun, stdout)
 	if err != nil {
 		return fmt.Errorf("%s --runtime %s: %w", verb, *runtime, err)
@@ -124,8 +142,12 @@ func runInstall(ctx context.Context, args []string, stdout, stderr io.Writer, re
 		}
 		fmt.Fprintf(stdout, "%s --runtime %s: %s %s\n", verb, *runtime, what, strings.Join(paths, " "))
 		fmt.Fprintf(stdout, "next: %s\n", engine.Restart(o))
-		if !remove && *runtime != "runc" {
-			fmt.Fprintf(stdout, "note: the ticket renewal timer units are not installed by engine installs yet\n")
+		switch {
+		case remove || *runtime == "runc":
+		case renewal != "":
+			fmt.Fprintf(stdout, "note: %s: the renewal timer was not installed; run gmsa-hook renew every 5 minutes (cron, or gmsa-hook install --renewal --unit-dir DIR)\n", renewal)
+		default:
+			fmt.Fprintf(stdout, "then: systemctl daemon-reload && systemctl enable --now %s\n", install.RenewTimer)
 		}
 	}
 	if *runtime == "kubernetes" && !remove && !*dryRun {

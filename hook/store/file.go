@@ -1,8 +1,10 @@
 package store
 
 import (
+	"io/fs"
 	"os"
 	"path/filepath"
+	"syscall"
 )
 
 // WriteFile replaces path with b atomically: a reader of path sees the old
@@ -69,4 +71,18 @@ func syncDir(dir string) {
 	}
 	_ = d.Sync()
 	d.Close()
+}
+
+// ReplaceFile is WriteFile keeping the mode and owner of old, the file being
+// replaced (an engine's configuration, a bundle's config.json); old nil is a
+// new file, mode 0644, owned by the caller.
+func ReplaceFile(path string, b []byte, old fs.FileInfo) error {
+	if old == nil {
+		return WriteFile(path, b, 0o644, -1, -1)
+	}
+	uid, gid := -1, -1
+	if st, ok := old.Sys().(*syscall.Stat_t); ok {
+		uid, gid = int(st.Uid), int(st.Gid)
+	}
+	return WriteFile(path, b, old.Mode().Perm(), uid, gid)
 }

@@ -37,7 +37,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/gmsa-hook/gmsa-hook/hook/container"
-	"github.com/gmsa-hook/gmsa-hook/internal/atomicfile"
+	"github.com/gmsa-hook/gmsa-hook/hook/store"
 )
 
 // Name is the name the gmsa-hook binary is linked under to be the wrapper.
@@ -236,7 +236,7 @@ func Bundle(bundle, id string, hooks specs.Hooks) error {
 	if err != nil {
 		return err
 	}
-	if err := atomicfile.Replace(file, out, info); err != nil {
+	if err := store.ReplaceFile(file, out, info); err != nil {
 		return fmt.Errorf("write %s: %w", file, err)
 	}
 	return nil
