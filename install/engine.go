@@ -13,8 +13,8 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/rogpeppe/go-internal/diff"
 
-	"github.com/gmsa-hook/gmsa-hook/hook/wrapper"
 	"github.com/gmsa-hook/gmsa-hook/hook/store"
+	"github.com/gmsa-hook/gmsa-hook/hook/wrapper"
 )
 
 // ErrEngineConfig marks an engine configuration file install cannot change
