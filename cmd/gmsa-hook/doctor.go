@@ -22,6 +22,7 @@ import (
 	"github.com/gmsa-hook/gmsa-hook/hook/config"
 	"github.com/gmsa-hook/gmsa-hook/hook/container"
 	"github.com/gmsa-hook/gmsa-hook/hook/store"
+	"github.com/gmsa-hook/gmsa-hook/hook/wrapper"
 	"github.com/gmsa-hook/gmsa-hook/install"
 	"github.com/gmsa-hook/gmsa-hook/spec"
 	"github.com/gmsa-hook/gmsa-hook/spec/policy"
@@ -40,7 +41,9 @@ type doctorState struct {
 	hooksDir []string
 	bundles  []string
 	unitDir  string
-	remote   spec.Remote
+	// Where the engine installs write (install's flags of the same names).
+	daemonJSON, ctrdConfig, wrapper string
+	remote                          spec.Remote
 	// took, when a step sets it, is the step's own time inside a larger
 	// exchange (the login, bind and read of one Describe).
 	took time.Duration
@@ -117,6 +120,9 @@ func runDoctor(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return nil
 	})
 	fs.StringVar(&st.unitDir, "unit-dir", install.DefaultUnitDir, "the systemd unit `DIR` gmsa-hook install --renewal wrote the renewal units to")
+	fs.StringVar(&st.daemonJSON, "daemon-json", "/etc/docker/daemon.json", "Docker's daemon.json `FILE`")
+	fs.StringVar(&st.ctrdConfig, "containerd-config", "/etc/containerd/config.toml", "containerd's config.toml `FILE`")
+	fs.StringVar(&st.wrapper, "wrapper", "/usr/local/lib/gmsa-hook/gmsa-runc", "the runtime wrapper's `PATH`, as given to install")
 	asJSON := fs.Bool("json", false, "print the steps as one JSON object")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -541,11 +547,13 @@ func stepWiring(ctx context.Context, st *doctorState) (string, error) {
 		}
 		found = append(found, "bundle "+b)
 	}
+	f, p := engineWiring(st)
+	found, problems = append(found, f...), append(problems, p...)
 	if len(problems) > 0 {
 		return "", fmt.Errorf("%w: %s", errNoWiring, strings.Join(problems, "; "))
 	}
 	if len(found) == 0 {
-		return "", fmt.Errorf("%w: no gmsa-hook hooks.d files in %s and no --bundle given", errNoWiring, strings.Join(st.hooksDir, " or "))
+		return "", fmt.Errorf("%w: no gmsa-hook hooks.d files in %s, no gmsa runtime in %s or %s, and no --bundle given", errNoWiring, strings.Join(st.hooksDir, " or "), st.daemonJSON, st.ctrdConfig)
 	}
 	return strings.Join(found, ", "), nil
 }
@@ -722,4 +730,60 @@ func stepStore(ctx context.Context, st *doctorState) (string, error) {
 	}
 	return fmt.Sprintf("%s on a memory file system, layout version %s: %d %s, %d cache %s", dir, store.Version,
 		len(cs), plural(len(cs), "container", "containers"), len(entries), plural(len(entries), "entry", "entries")), nil
+}
+
+// engineWiring checks Docker's daemon.json and containerd's config.toml:
+// an engine whose file names the runtime wrapper must be wired exactly as
+// gmsa-hook install would wire it now (its writer would change nothing,
+// the wrapper and its configuration included); a file that does not name
+// the wrapper is an engine gmsa-hook is not installed into.
+func engineWiring(st *doctorState) (found, problems []string) {
+	o := install.Options{
+		Hooks:   install.Hooks{FetchTimeout: st.cfg.TimeoutOrDefault()},
+		Wrapper: st.wrapper, DaemonJSON: st.daemonJSON, ContainerdConfig: st.ctrdConfig,
+	}
+	if st.cfgPath != "" {
+		o.Hooks.Config, _ = filepath.Abs(st.cfgPath)
+	}
+	if exe, err := os.Executable(); err == nil {
+		o.Hooks.Binary, _ = filepath.EvalSymlinks(exe)
+	}
+	// The real runtime is the one install recorded.
+	if wc, err := wrapper.ReadConfig(wrapper.ConfigPath(st.wrapper)); err == nil {
+		o.Runtime = wc.Runtime
+	}
+	for _, e := range []struct {
+		name, file string
+		variants   []bool // docker: with and without --default
+	}{
+		{"docker", st.daemonJSON, []bool{true, false}},
+		{"kubernetes", st.ctrdConfig, []bool{false}},
+		{"containerd", st.ctrdConfig, []bool{false}},
+	} {
+		b, err := os.ReadFile(e.file)
+		if err != nil || !strings.Contains(string(b), st.wrapper) {
+			continue
+		}
+		if e.name == "containerd" && slices.ContainsFunc(found, func(f string) bool { return strings.HasPrefix(f, "kubernetes ") }) {
+			continue
+		}
+		wired := false
+		for _, def := range e.variants {
+			o.Default = def
+			changes, err := install.Engines[e.name].Install(o)
+			if err == nil && !slices.ContainsFunc(changes, func(c install.Change) bool { return !c.Noop() }) {
+				wired = true
+				what := e.name + " " + e.file + " (runtime gmsa"
+				if def {
+					what += ", the default"
+				}
+				found = append(found, what+")")
+				break
+			}
+		}
+		if !wired && e.name != "kubernetes" {
+			problems = append(problems, fmt.Sprintf("%s names the wrapper %s but is not as gmsa-hook install --runtime %s would write it: gmsa-hook install --runtime %s --dry-run shows the difference", e.file, st.wrapper, e.name, e.name))
+		}
+	}
+	return found, problems
 }
