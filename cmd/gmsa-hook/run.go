@@ -23,7 +23,7 @@ Usage:
     gmsa-hook policy check --credspec SOURCE [--config FILE] [--annotation K=V ...] [--label K=V ...] [--containerd-namespace NS]
     gmsa-hook credspec create --gmsa NAME --domain DNSNAME [--keytab FILE | --secret SOURCE [--domainless]] [--out DEST] [--config FILE]
     gmsa-hook credspec check SOURCE [--config FILE] [--keytab FILE]
-    gmsa-hook doctor [--credspec SOURCE] [--config FILE] [--hooks-dir DIR ...] [--bundle DIR ...] [--unit-dir DIR] [--json]
+    gmsa-hook doctor [--credspec SOURCE] [--config FILE] [--hooks-dir DIR ...] [--bundle DIR ...] [--unit-dir DIR] [--daemon-json FILE] [--containerd-config FILE] [--wrapper PATH] [--json]
 
 SOURCE is a credential spec: a path, file:///path, arn:aws:ssm:REGION:ACCOUNT:parameter/NAME
 or arn:aws:s3:::BUCKET/KEY, optionally prefixed credentialspec: or credentialspecdomainless:.
