@@ -72,7 +72,7 @@ func Listener(path string) (l net.Listener, inherited bool, err error) {
 // ctx is done), then stops gracefully and returns. A connection held open
 // with no call in flight does not keep it: the agent dials anew per call.
 // idle <= 0 means serve until ctx is done.
-func Serve(ctx context.Context, l net.Listener, srv *Server, idle time.Duration) error {
+func Serve(ctx context.Context, l net.Listener, srv pb.CredentialsFetcherServiceServer, idle time.Duration) error {
 	t := &tracker{wake: make(chan struct{}, 1)}
 	g := grpc.NewServer(grpc.UnaryInterceptor(t.intercept))
 	pb.RegisterCredentialsFetcherServiceServer(g, srv)
