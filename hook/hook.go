@@ -286,47 +286,19 @@ func (r *Request) create(ctx context.Context, st *container.State, rep *Report, 
 	return nil
 }
 
-// ticket is the gMSA's ticket for an admitted request: the node's cached
-// one when it is valid beyond the renewal threshold, else a fresh fetch,
-// which replaces the cache entry. Concurrent creates of one gMSA take the
-// entry's lock in turn: the first fetches, the others find its ticket.
+// ticket is the gMSA's ticket for an admitted request (Ticket), from the
+// node's cache when it is valid beyond the renewal threshold.
 func (r *Request) ticket(ctx context.Context, s *store.Store, freq *fetcher.Request, lab container.Label, rep *Report) ([]byte, *store.Entry, error) {
-	key := CacheKey(freq)
-	unlock, err := s.Lock(ctx, key)
+	res, err := Ticket(ctx, s, TicketRequest{
+		Key: CacheKey(freq), Fetch: freq, Entry: store.Entry{Source: lab.Source, Config: r.ConfigPath},
+		Threshold: r.Config.RenewThresholdOrDefault(), FetchFunc: r.Fetch, Now: r.Now,
+	})
 	if err != nil {
 		return nil, nil, err
 	}
-	defer unlock()
-	now := r.now()
-	if e, t, err := s.Get(key); err == nil && e.Expires.Sub(now) > r.Config.RenewThresholdOrDefault() {
-		rep.Cached = true
-		return t, e, nil
-	}
-	fetch := r.Fetch
-	if fetch == nil {
-		fetch = fetcher.Fetch
-	}
-	res, err := fetch(ctx, *freq)
-	if err != nil {
-		return nil, nil, err
-	}
-	for _, fs := range res.Steps {
-		// Where the fetch's time went: fetch.login, fetch.ldap, ...
-		rep.Steps = append(rep.Steps, Step{"fetch." + fs.Name, fs.Elapsed})
-	}
-	b, err := res.Cache.MarshalBinary()
-	if err != nil {
-		return nil, nil, err
-	}
-	e := &store.Entry{Key: key, Account: res.Account, Realm: res.Realm, Source: lab.Source, Config: r.ConfigPath,
-		DC: res.DC, Fetched: now.UTC(), Expires: res.Expires.UTC(), Outcome: "fetched"}
-	if len(res.Cache.Credentials) > 0 && !res.Cache.Credentials[0].RenewTill.IsZero() {
-		e.RenewTill = res.Cache.Credentials[0].RenewTill.UTC()
-	}
-	if err := s.Put(e, b); err != nil {
-		return nil, nil, err
-	}
-	return b, e, nil
+	rep.Cached = res.Cached
+	rep.Steps = append(rep.Steps, res.Steps...)
+	return res.Ticket, res.Entry, nil
 }
 
 // CacheKey names the cache entry of an admitted request: everything that

@@ -19,9 +19,10 @@ import (
 )
 
 // RenewRequest is one renewal pass over a store: every cached gMSA ticket
-// that live containers use and that ends within Threshold is renewed (or
-// fetched anew) once, and copied into each of those containers; leftovers
-// of containers that are gone are removed.
+// that live containers or ECS leases use and that ends within Threshold is
+// renewed (or fetched anew) once, and copied into each of those containers
+// and leases; leftovers of containers that are gone are removed. A lease
+// lives until the agent deletes it.
 type RenewRequest struct {
 	RunDir    string
 	Threshold time.Duration // default config.DefaultRenewThreshold
@@ -44,6 +45,7 @@ type EntryReport struct {
 	Err        error
 	Expires    time.Time
 	Containers int // live containers whose ticket the pass replaced
+	Leases     int // ECS lease tickets the pass replaced
 }
 
 // RenewReport is what a pass did.
@@ -89,14 +91,67 @@ func Renew(ctx context.Context, req RenewRequest) (*RenewReport, error) {
 			}
 		}
 	}
+	leases := leaseUsers(s)
 	entries, err := s.Entries()
 	if err != nil {
 		return rep, fmt.Errorf("%w: read cache: %v", ErrRunDir, err)
 	}
 	for _, e := range entries {
-		rep.Entries = append(rep.Entries, req.entry(ctx, s, e.Key, users[e.Key]))
+		rep.Entries = append(rep.Entries, req.entry(ctx, s, e.Key, users[e.Key], leases[e.Key]))
 	}
 	return rep, nil
+}
+
+// leaseUsers maps each cache key to the leases that hold a copy of its
+// ticket.
+func leaseUsers(s *store.Store) map[string][]string {
+	users := map[string][]string{}
+	ls, _ := s.Leases()
+	for _, l := range ls {
+		if l.Lease == nil {
+			continue
+		}
+		seen := map[string]bool{}
+		for _, t := range l.Lease.Tickets {
+			if !seen[t.CacheKey] {
+				seen[t.CacheKey] = true
+				users[t.CacheKey] = append(users[t.CacheKey], l.Lease.ID)
+			}
+		}
+	}
+	return users
+}
+
+// CopyToLease writes an entry's ticket into every ticket directory of a
+// lease that is a copy of it and older, under the lease's lock, and
+// returns how many it replaced.
+func CopyToLease(ctx context.Context, s *store.Store, id string, e *store.Entry, ticket []byte, now time.Time) (int, error) {
+	unlock, err := s.LockLease(ctx, id)
+	if err != nil {
+		return 0, err
+	}
+	defer unlock()
+	dir := s.LeaseDir(id)
+	l, err := store.ReadLease(dir)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for i := range l.Tickets {
+		t := &l.Tickets[i]
+		if t.CacheKey != e.Key || !t.Expires.Before(e.Expires) {
+			continue
+		}
+		if err := store.ReplaceLeaseTicket(dir, t.Name, ticket); err != nil {
+			return n, err
+		}
+		t.Expires, t.Renewed = e.Expires, now.UTC()
+		n++
+	}
+	if n == 0 {
+		return 0, nil
+	}
+	return n, store.WriteLease(dir, l)
 }
 
 func loadConfig(path string) (config.Config, error) {
@@ -108,7 +163,7 @@ func loadConfig(path string) (config.Config, error) {
 
 // entry renews one cache entry under its lock and copies the result into
 // the containers that use it.
-func (req *RenewRequest) entry(ctx context.Context, s *store.Store, key string, users []store.Container) EntryReport {
+func (req *RenewRequest) entry(ctx context.Context, s *store.Store, key string, users []store.Container, leases []string) EntryReport {
 	r := EntryReport{Key: key}
 	// A create holding the lock gives up at its own deadline (the default
 	// fetch timeout, unless configured longer): wait as long, and a little.
@@ -129,14 +184,14 @@ func (req *RenewRequest) entry(ctx context.Context, s *store.Store, key string, 
 	now := req.Now()
 	e.Checked = now.UTC()
 	switch {
-	case len(users) == 0 && !e.Expires.After(now):
+	case len(users) == 0 && len(leases) == 0 && !e.Expires.After(now):
 		// Nobody uses it and it can serve no new container: gone.
 		r.Outcome = "removed"
 		if err := s.Remove(key); err != nil {
 			r.Outcome, r.Err = "failed", err
 		}
 		return r
-	case len(users) == 0:
+	case len(users) == 0 && len(leases) == 0:
 		r.Outcome = "unused"
 	case e.Expires.Sub(now) > req.Threshold:
 		r.Outcome = "valid"
@@ -173,6 +228,14 @@ func (req *RenewRequest) entry(ctx context.Context, s *store.Store, key string, 
 		}
 		r.Containers++
 	}
+	for _, id := range leases {
+		n, err := CopyToLease(ctx, s, id, e, ticket, now)
+		r.Leases += n
+		if err != nil {
+			r.Outcome, r.Err = "failed", fmt.Errorf("%s@%s: lease %s: %w", e.Account, e.Realm, id, err)
+			return r
+		}
+	}
 	return r
 }
 
@@ -208,7 +271,15 @@ func (req *RenewRequest) refresh(ctx context.Context, e *store.Entry, ticket []b
 		}
 		renewErr = err
 	}
-	freq, err := readmit(ctx, cfg, e.Source)
+	var freq *fetcher.Request
+	switch {
+	case e.ReaderGiven:
+		return nil, nil, joinRenew(renewErr, fmt.Errorf("%w: fetch anew for %s", ErrReaderNotKept, e.Account))
+	case e.Spec != "":
+		freq, _, err = AdmitSpec(cfg, e.Spec, nil)
+	default:
+		freq, err = readmit(ctx, cfg, e.Source)
+	}
 	if err != nil {
 		return nil, nil, joinRenew(renewErr, err)
 	}
@@ -232,6 +303,12 @@ func (req *RenewRequest) refresh(ctx context.Context, e *store.Entry, ticket []b
 	}
 	return b, &ne, nil
 }
+
+// ErrReaderNotKept marks a domainless ECS lease's ticket that can no
+// longer be renewed: a fresh fetch needs the reader's password, which
+// gmsa-hook does not keep; the agent sends it again with
+// RenewNonDomainJoinedKerberosLease.
+var ErrReaderNotKept = errors.New("the domainless reader's password came from the ECS agent and is not kept")
 
 // joinRenew names a failed renewal beside the fetch that followed it.
 func joinRenew(renewErr, err error) error {
@@ -269,7 +346,8 @@ func readmit(ctx context.Context, cfg config.Config, source string) (*fetcher.Re
 // GC removes what containers that are gone left behind (their directories,
 // judged from the process recorded at create), cache entries nobody uses
 // that have ended, and temporary files of killed writers. A live
-// container's ticket is never removed.
+// container's ticket is never removed, nor a cache entry an ECS lease uses
+// (a lease goes only when the agent deletes it).
 func GC(runDir string, now time.Time) (*RenewReport, error) {
 	s, _, err := store.Open(runDir)
 	if err != nil {
@@ -284,6 +362,19 @@ func GC(runDir string, now time.Time) (*RenewReport, error) {
 		}
 		removeTemps(filepath.Join(c.Dir, container.KrbDir), now)
 		removeTemps(c.Dir, now)
+	}
+	for key := range leaseUsers(s) {
+		used[key] = true
+	}
+	if ls, err := s.Leases(); err == nil {
+		for _, l := range ls {
+			removeTemps(l.Dir, now)
+			if l.Lease != nil {
+				for _, t := range l.Lease.Tickets {
+					removeTemps(filepath.Join(l.Dir, t.Name), now)
+				}
+			}
+		}
 	}
 	entries, _ := s.Entries()
 	for _, e := range entries {

@@ -7,8 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-
-	"github.com/gmsa-hook/gmsa-hook/hook/store"
 )
 
 // ErrUnitDir marks a systemd unit directory that cannot be written.
@@ -71,21 +69,7 @@ func quoteExec(p string) string {
 // Renewal writes the renewal units into dir, atomically; a unit already as
 // it would be written is left alone. It returns the paths it wrote.
 func Renewal(dir string, h Hooks) (written []string, err error) {
-	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
-		return nil, fmt.Errorf("%w: unit directory %s: not a directory", ErrUnitDir, dir)
-	}
-	units := RenewalUnits(h)
-	for _, name := range []string{RenewService, RenewTimer} {
-		p := filepath.Join(dir, name)
-		if old, err := os.ReadFile(p); err == nil && bytes.Equal(old, units[name]) {
-			continue
-		}
-		if err := store.WriteFile(p, units[name], 0o644, -1, -1); err != nil {
-			return written, fmt.Errorf("write %s: %w", p, err)
-		}
-		written = append(written, p)
-	}
-	return written, nil
+	return writeUnits(dir, RenewalUnits(h), []string{RenewService, RenewTimer})
 }
 
 // RemoveRenewal removes the renewal units gmsa-hook wrote from dir.

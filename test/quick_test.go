@@ -18,7 +18,7 @@ func TestUnlabelledRunSkipsHeavyInit(t *testing.T) {
 	bundle := filepath.Join(dir, "bundle")
 	os.MkdirAll(filepath.Join(bundle, "rootfs"), 0o755)
 	os.WriteFile(filepath.Join(bundle, "config.json"), []byte(`{"ociVersion":"1.0.2","root":{"path":"rootfs"},"process":{"user":{"uid":0,"gid":0}}}`), 0o644)
-	heavy := []string{"init net/http ", "init github.com/aws/aws-sdk-go-v2/service/ssm/", "init crypto/tls "}
+	heavy := []string{"init net/http ", "init github.com/aws/aws-sdk-go-v2/service/ssm/", "init crypto/tls ", "init google.golang.org/grpc "}
 	trace := func(stage, state string) (string, int) {
 		r := runHookInput(t, []string{"GODEBUG=inittrace=1"}, state, "hook", stage, "--config", cfg)
 		if r.stdout != "" {

@@ -183,6 +183,9 @@ type container struct {
 	// userns gives the container a user namespace: container IDs 0-65535
 	// are host IDs 100000-165535.
 	userns bool
+	// mounts are added to the spec's (as the ECS agent binds a lease's
+	// ticket directory).
+	mounts []any
 }
 
 // hookEnv is one test's gmsa-hook configuration and run directory.
@@ -281,6 +284,9 @@ func (env hookEnv) bundle(t testing.TB, c container) string {
 		spec["mounts"] = mounts
 	}
 	linux["namespaces"] = namespaces
+	if c.mounts != nil {
+		spec["mounts"] = append(spec["mounts"].([]any), c.mounts...)
+	}
 	if c.annotations != nil {
 		spec["annotations"] = c.annotations
 	}

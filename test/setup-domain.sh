@@ -77,7 +77,7 @@ export LDAPTLS_REQCERT=never
 
 BACKPORTS_SOURCE=/etc/apt/sources.list.d/backports.sources
 APT_PACKAGES_BPO=(samba samba-ad-dc winbind krb5-user ldap-utils libsasl2-modules-gssapi-mit)
-APT_PACKAGES=(runc crun busybox-static jq openssl containerd docker.io podman iproute2 nftables)
+APT_PACKAGES=(runc crun busybox-static jq openssl containerd docker.io podman iproute2 nftables systemd)
 
 ensure_backports_source() {
 	[[ -e $BACKPORTS_SOURCE ]] && return 0

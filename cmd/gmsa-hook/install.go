@@ -13,7 +13,7 @@ import (
 	"github.com/gmsa-hook/gmsa-hook/install"
 )
 
-const runtimeNames = "docker, containerd, kubernetes, podman, cri-o or runc"
+const runtimeNames = "docker, containerd, kubernetes, podman, cri-o, ecs or runc"
 
 // runInstall writes gmsa-hook into an engine's configuration (remove false)
 // or takes it out again (uninstall): the engine writers of package install
@@ -21,9 +21,12 @@ const runtimeNames = "docker, containerd, kubernetes, podman, cri-o or runc"
 // binary first, then says what to restart.
 func runInstall(ctx context.Context, args []string, stdout, stderr io.Writer, remove bool) error {
 	if !remove {
-		for _, a := range args {
+		for i, a := range args {
 			if a == "--renewal" || a == "-renewal" {
 				return runInstallRenewal(args, stdout, stderr)
+			}
+			if a == "--runtime=ecs" || a == "-runtime=ecs" || (a == "--runtime" || a == "-runtime") && i+1 < len(args) && args[i+1] == "ecs" {
+				return runInstallECS(args, stdout, stderr)
 			}
 		}
 	}
@@ -153,5 +156,41 @@ func runInstall(ctx context.Context, args []string, stdout, stderr io.Writer, re
 	if *runtime == "kubernetes" && !remove && !*dryRun {
 		fmt.Fprint(stdout, "\nthe RuntimeClass for pods (kubectl apply -f -):\n"+install.RuntimeClass)
 	}
+	return nil
+}
+
+// runInstallECS is "install --runtime ecs": the socket and service units
+// of gmsa-hook ecs, and the ecs.config lines that send the agent there.
+func runInstallECS(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("install --runtime ecs", stderr)
+	fs.String("runtime", "ecs", "ecs")
+	unitDir := fs.String("unit-dir", install.DefaultUnitDir, "systemd unit `DIR`")
+	cfgPath := fs.String("config", "", "configuration `FILE` gmsa-hook ecs reads")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if _, err := loadConfig(*cfgPath); err != nil {
+		return err
+	}
+	var h install.Hooks
+	var err error
+	if *cfgPath != "" {
+		if h.Config, err = filepath.Abs(*cfgPath); err != nil {
+			return err
+		}
+	}
+	if h.Binary, err = os.Executable(); err != nil {
+		return fmt.Errorf("install: find the gmsa-hook binary: %w", err)
+	}
+	written, err := install.ECS(*unitDir, h)
+	if err != nil {
+		return err
+	}
+	if len(written) == 0 {
+		fmt.Fprintf(stdout, "the ECS units in %s are up to date\n", *unitDir)
+	} else {
+		fmt.Fprintf(stdout, "wrote %s\nthen run: systemctl daemon-reload && systemctl enable --now %s\n", strings.Join(written, " "), install.ECSSocket)
+	}
+	fmt.Fprintf(stdout, "and set in /etc/ecs/ecs.config (then restart ecs):\n%s", install.ECSConfig)
 	return nil
 }

@@ -18,6 +18,8 @@ Usage:
     gmsa-hook uninstall --runtime ... [--dry-run] [flags]
     gmsa-hook install --renewal [--unit-dir DIR] [--config FILE]
     gmsa-hook renew [--config FILE] [--threshold D]     (what the renewal timer runs)
+    gmsa-hook ecs [--config FILE] [--listen PATH] [--idle D]     (the ECS agent's credentials-fetcher API)
+    gmsa-hook install --runtime ecs [--unit-dir DIR] [--config FILE]
     gmsa-hook gc [--config FILE]
     gmsa-hook status [--config FILE] [--json]
     gmsa-hook policy check --credspec SOURCE [--config FILE] [--annotation K=V ...] [--label K=V ...] [--containerd-namespace NS]
@@ -68,6 +70,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = runRenew(ctx, args[1:], stdout, stderr)
 	case "gc":
 		err = runGC(ctx, args[1:], stdout, stderr)
+	case "ecs":
+		err = runECS(ctx, args[1:], stderr)
 	case "status":
 		err = runStatus(ctx, args[1:], stdout, stderr)
 	case "credspec":

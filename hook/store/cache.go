@@ -20,16 +20,25 @@ import (
 // Entry describes one cached gMSA ticket (cache/<key>/entry.json). It holds
 // no secret: the ticket is in krb5cc beside it, root's and 0600.
 type Entry struct {
-	Key       string    `json:"key"`
-	Account   string    `json:"account"` // e.g. "webapp01$"
-	Realm     string    `json:"realm"`
-	Source    string    `json:"credspec"`         // the label's text, for a fresh fetch
-	Config    string    `json:"config,omitempty"` // the configuration file it was fetched with
-	DC        string    `json:"dc,omitempty"`     // where the password was last read
-	Fetched   time.Time `json:"fetched"`          // the last password read (a full fetch)
-	Renewed   time.Time `json:"renewed,omitzero"` // the last TGS renewal
-	Expires   time.Time `json:"expires"`
-	RenewTill time.Time `json:"renew_till,omitzero"`
+	Key     string `json:"key"`
+	Account string `json:"account"` // e.g. "webapp01$"
+	Realm   string `json:"realm"`
+	Source  string `json:"credspec"` // the label's text, for a fresh fetch
+	// Spec is the credential spec's JSON when an ECS lease fetched the
+	// entry (the agent sends contents, not a source): a fresh fetch admits
+	// it again under the policy instead of Source.
+	Spec string `json:"spec,omitempty"`
+	// ReaderGiven says that the domainless reader's credentials came with
+	// the ECS agent's request and were not kept: the renewal pass renews
+	// the ticket but cannot fetch it anew (the agent's
+	// RenewNonDomainJoinedKerberosLease does).
+	ReaderGiven bool      `json:"reader_given,omitempty"`
+	Config      string    `json:"config,omitempty"` // the configuration file it was fetched with
+	DC          string    `json:"dc,omitempty"`     // where the password was last read
+	Fetched     time.Time `json:"fetched"`          // the last password read (a full fetch)
+	Renewed     time.Time `json:"renewed,omitzero"` // the last TGS renewal
+	Expires     time.Time `json:"expires"`
+	RenewTill   time.Time `json:"renew_till,omitzero"`
 	// Outcome of the last renewal pass for this entry: "fetched",
 	// "renewed", "valid" or "failed"; Error is the failure's one line.
 	Outcome string    `json:"outcome,omitempty"`
@@ -164,7 +173,19 @@ func (s *Store) Lock(ctx context.Context, key string) (unlock func(), err error)
 	if err := mkdir(dir, 0o700); err != nil {
 		return nil, err
 	}
-	file := filepath.Join(dir, LockFile)
+	return s.lock(ctx, filepath.Join(dir, LockFile))
+}
+
+// LockLease takes a lease's lock (flock on leases/<id>/lock), held while
+// its lease.json is read and replaced, as Lock does for a cache entry.
+func (s *Store) LockLease(ctx context.Context, id string) (unlock func(), err error) {
+	if !ValidLeaseID(id) {
+		return nil, fmt.Errorf("lease id %q: %w", id, fs.ErrInvalid)
+	}
+	return s.lock(ctx, filepath.Join(s.LeaseDir(id), LockFile))
+}
+
+func (s *Store) lock(ctx context.Context, file string) (unlock func(), err error) {
 	f, err := os.OpenFile(file, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("lock %s: %w", file, err)

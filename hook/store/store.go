@@ -14,6 +14,13 @@
 //	            entry.json              root 0600: Entry     that name the same spec, reader
 //	            krb5cc                  root 0600            and domain settings (Key)
 //	            lock                    root 0600: flock(2) held while the entry is fetched
+//	    leases/                         root 0700: the ECS agent's leases (gmsa-hook ecs)
+//	        <lease>/                    root 0755: one lease, 20 hex digits (LeaseID)
+//	            lease.json              root 0600: Lease
+//	            lock                    root 0600: flock(2) held while lease.json is replaced
+//	            <gMSA>/                 root 0755: one credential spec's ticket, the path the
+//	                krb5cc              root 0644  agent binds read-only onto
+//	                                               /var/credentials-fetcher/krbdir
 //
 // <hash> is 16 hex digits of a SHA-256 of the bundle path and the container
 // ID, so the same ID under two runtimes gets two directories. Only krbdir is
@@ -22,6 +29,13 @@
 // whose root is an unprivileged host user, can still reach krbdir to mount
 // it. Every file is replaced with WriteFile, so a reader (a container's
 // Kerberos library, or status) never sees a part of one.
+//
+// A lease's ticket is readable by everyone, because the ECS agent tells
+// nobody which user the task's container runs as: any user inside the
+// container it is bound into may read it. No other host user can: leases/
+// is root's and 0700, and the bind mount is made by root. Each ticket is a
+// copy of a cache entry's, named in lease.json, and the renewal pass keeps
+// it valid as it does a container's.
 package store
 
 import (
@@ -79,7 +93,7 @@ func Open(runDir string) (s *Store, mounted bool, err error) {
 	for _, d := range []struct {
 		name string
 		mode os.FileMode
-	}{{container.ContainersDir, 0o711}, {CacheDir, 0o700}} {
+	}{{container.ContainersDir, 0o711}, {CacheDir, 0o700}, {LeasesDir, 0o700}} {
 		if err := mkdir(filepath.Join(runDir, d.name), d.mode); err != nil {
 			return nil, mounted, err
 		}

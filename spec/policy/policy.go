@@ -14,7 +14,13 @@
 //	        which containers may use which gMSA
 //
 // and Secret reads a domainless spec's reader secret beneath a secret
-// directory, checking the reader's domain too. A refusal is one line that
+// directory, checking the reader's domain too.
+//
+// The ECS agent (gmsa-hook ecs) sends a spec's contents rather than its
+// source, and a domainless reader's credentials rather than the secret's
+// location: Contents stands in for Source and Load, Decide is told that the
+// reader came with the request (Container.ReaderGiven), and Reader checks
+// the request's reader domain as Secret checks a secret's. A refusal is one line that
 // names what was asked and the rule or default that refused it, in the
 // operator's terms; it never says anything of files outside the policy's
 // directories.
@@ -54,6 +60,10 @@ type Container struct {
 	// ContainerdNamespace is the bundle path's namespace, when containerd
 	// made the bundle.
 	ContainerdNamespace string
+	// ReaderGiven says that the domainless reader's credentials came with
+	// the request (the ECS agent read the secret itself): where the spec
+	// says they lie is then not checked, the reader's domain is (Reader).
+	ReaderGiven bool
 }
 
 // Checker applies one configuration's policy.
@@ -170,7 +180,7 @@ func (c *Checker) Decide(cs *spec.CredSpec, ct Container) (rule string, err erro
 	if !c.domainAllowed(cs.DNSDomain()) {
 		return "", &Refusal{What: gmsa, Reason: c.domainRule()}
 	}
-	if cs.Domainless() {
+	if cs.Domainless() && !ct.ReaderGiven {
 		if _, err := c.secretLocation(cs.CredentialArn()); err != nil {
 			return "", err
 		}
@@ -223,6 +233,25 @@ func (c *Checker) Secret(ctx context.Context, cs *spec.CredSpec, remote spec.Rem
 		return nil, &Refusal{What: fmt.Sprintf("reader domain %q of secret %s", sec.DomainName, loc.src.Raw), Reason: c.domainRule()}
 	}
 	return &sec, nil
+}
+
+// ECSAgent is how a spec the ECS agent sent is named in messages.
+const ECSAgent = "from the ECS agent"
+
+// Contents reads a spec the ECS agent sent as JSON. The agent read it with
+// the task's execution role from the task definition's credentialSpecs;
+// the domain and the rules are still checked by Decide.
+func (c *Checker) Contents(b []byte) (*spec.CredSpec, error) {
+	return spec.Decode(spec.Source{Raw: ECSAgent}, b)
+}
+
+// Reader checks a domainless reader that came with a request: its domain
+// must be one the policy allows, as a secret's must.
+func (c *Checker) Reader(sec *spec.Secret) error {
+	if !c.domainAllowed(sec.DomainName) {
+		return &Refusal{What: fmt.Sprintf("reader domain %q of user %q", sec.DomainName, sec.Username), Reason: c.domainRule()}
+	}
+	return nil
 }
 
 type secretLoc struct {

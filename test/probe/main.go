@@ -70,13 +70,19 @@ func probe(path, kdc, realm, spn string, expectDenied bool) error {
 		return err
 	}
 	// The mount is read-only: neither the cache nor its directory take writes.
-	if f, err := os.OpenFile(path, os.O_WRONLY, 0); !errors.Is(err, syscall.EROFS) {
+	// A cache this user does not own (an ECS lease's, root's and 0644) is
+	// refused for want of permission first: the mount's flags say then.
+	if f, err := os.OpenFile(path, os.O_WRONLY, 0); errors.Is(err, syscall.EACCES) {
+		var st syscall.Statfs_t
+		if err := syscall.Statfs(filepath.Dir(path), &st); err != nil || st.Flags&0x1 == 0 { // ST_RDONLY
+			return fmt.Errorf("statfs %s: flags %#x, %v: want a read-only mount", filepath.Dir(path), st.Flags, err)
+		}
+	} else if !errors.Is(err, syscall.EROFS) {
 		if f != nil {
 			f.Close()
 		}
 		return fmt.Errorf("open %s for writing: %v, want read-only file system", path, err)
-	}
-	if err := os.WriteFile(filepath.Join(filepath.Dir(path), "x"), nil, 0o600); !errors.Is(err, syscall.EROFS) {
+	} else if err := os.WriteFile(filepath.Join(filepath.Dir(path), "x"), nil, 0o600); !errors.Is(err, syscall.EROFS) {
 		return fmt.Errorf("create a file beside %s: %v, want read-only file system", path, err)
 	}
 	fmt.Printf("probe: uid=%d read-only\n", os.Getuid())
