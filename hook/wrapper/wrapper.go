@@ -29,15 +29,15 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
+	"path"
 	"slices"
 	"strings"
 	"syscall"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
+	"github.com/gmsa-hook/gmsa-hook/hook/atomicfile"
 	"github.com/gmsa-hook/gmsa-hook/hook/container"
-	"github.com/gmsa-hook/gmsa-hook/hook/store"
 )
 
 // Name is the name the gmsa-hook binary is linked under to be the wrapper.
@@ -62,7 +62,7 @@ type Config struct {
 func ConfigPath(wrapper string) string { return wrapper + ".json" }
 
 // Is tells a run as the wrapper from the name the binary was called by.
-func Is(argv0 string) bool { return filepath.Base(argv0) == Name }
+func Is(argv0 string) bool { return path.Base(argv0) == Name }
 
 // ReadConfig reads and checks the wrapper's configuration.
 func ReadConfig(file string) (*Config, error) {
@@ -76,10 +76,10 @@ func ReadConfig(file string) (*Config, error) {
 	if err := dec.Decode(&c); err != nil {
 		return nil, fmt.Errorf("%w: %s: %s", ErrConfig, file, container.JSONProblem(err))
 	}
-	if !filepath.IsAbs(c.Runtime) {
+	if !path.IsAbs(c.Runtime) {
 		return nil, fmt.Errorf("%w: %s: \"runtime\" must be the absolute path of the real runtime, not %q", ErrConfig, file, c.Runtime)
 	}
-	if filepath.Base(c.Runtime) == Name {
+	if path.Base(c.Runtime) == Name {
 		return nil, fmt.Errorf("%w: %s: \"runtime\" %s is the wrapper itself", ErrConfig, file, c.Runtime)
 	}
 	return &c, nil
@@ -104,7 +104,7 @@ func Main(args []string, stderr io.Writer) int {
 // configuration, adds the hooks to a labelled container's bundle on create,
 // and returns the real runtime and its arguments (args[1:], untouched).
 func Prepare(args []string) (runtime string, argv []string, err error) {
-	if len(args) == 0 || !filepath.IsAbs(args[0]) {
+	if len(args) == 0 || !path.IsAbs(args[0]) {
 		return "", nil, fmt.Errorf("%w: called as %q: the wrapper finds its configuration beside itself, so it must be called by its absolute path", ErrConfig, strings.Join(args[:min(1, len(args))], ""))
 	}
 	cfg, err := ReadConfig(ConfigPath(args[0]))
@@ -213,7 +213,7 @@ func ParseArgs(args []string) (Invocation, error) {
 // cannot read (a broken config.v2.json) gets the hooks too: the hook then
 // reports the problem, and the container does not start without it.
 func Bundle(bundle, id string, hooks specs.Hooks) error {
-	file := filepath.Join(bundle, "config.json")
+	file := path.Join(bundle, "config.json")
 	b, err := container.ReadSmall(file)
 	if err != nil {
 		return fmt.Errorf("read bundle: %w", err)
@@ -236,7 +236,7 @@ func Bundle(bundle, id string, hooks specs.Hooks) error {
 	if err != nil {
 		return err
 	}
-	if err := store.ReplaceFile(file, out, info); err != nil {
+	if err := atomicfile.Replace(file, out, info); err != nil {
 		return fmt.Errorf("write %s: %w", file, err)
 	}
 	return nil
@@ -360,7 +360,7 @@ func isOurs(raw json.RawMessage, binaries map[string]bool) bool {
 	if binaries[h.Path] {
 		return true
 	}
-	return len(h.Args) >= 2 && filepath.Base(h.Args[0]) == "gmsa-hook" && h.Args[1] == "hook"
+	return len(h.Args) >= 2 && path.Base(h.Args[0]) == "gmsa-hook" && h.Args[1] == "hook"
 }
 
 func editEnv(top map[string]json.RawMessage) error {
