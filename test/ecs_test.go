@@ -25,6 +25,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
+	"github.com/gmsa-hook/gmsa-hook/fetcher/ccache"
 	pb "github.com/gmsa-hook/gmsa-hook/test/ecsagent"
 )
 
@@ -244,6 +245,40 @@ func TestECSLeases(t *testing.T) {
 	}
 	if after, _ := os.ReadFile(filepath.Join(dlDir, "krb5cc")); bytes.Equal(before, after) || len(after) == 0 {
 		t.Errorf("renewal left the same ticket in %s", dlDir)
+	}
+
+	// The renewal pass (the timer's) keeps leases valid as it keeps
+	// containers': every lease directory gets its gMSA's renewed ticket,
+	// the domain-joined ones too (the agent never renews those itself).
+	tgtEndOf := func(dir string) time.Time {
+		b, err := os.ReadFile(filepath.Join(dir, "krb5cc"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := ccache.Parse(b)
+		if err != nil || len(c.Credentials) == 0 {
+			t.Fatalf("%s: %v", dir, err)
+		}
+		return c.Credentials[0].EndTime
+	}
+	leaseDirs := append([]string{dlDir}, dj.GetCreatedKerberosFilePaths()...)
+	ends := map[string]time.Time{}
+	for _, p := range leaseDirs {
+		ends[p] = tgtEndOf(p)
+	}
+	for time.Now().Unix() <= ends[dlDir].Add(-10*time.Hour).Unix() {
+		time.Sleep(100 * time.Millisecond) // the KDC stamps tickets to the second
+	}
+	if out, err := gmsaHookCmd(t, "renew", "--config", env.config, "--threshold", "11h"); err != nil {
+		t.Fatalf("gmsa-hook renew: %v\n%s", err, out)
+	}
+	for _, p := range leaseDirs {
+		if end := tgtEndOf(p); !end.After(ends[p]) {
+			t.Errorf("%s: ticket end %v after the pass, %v before", p, end, ends[p])
+		}
+		if fi, err := os.Stat(filepath.Join(p, "krb5cc")); err != nil || fi.Mode() != 0o644 {
+			t.Errorf("%s: mode after the pass: %v, %v", p, fi, err)
+		}
 	}
 
 	// Delete: the lease's directories go, the other lease's stay; an
