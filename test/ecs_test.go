@@ -8,6 +8,7 @@ package test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -15,6 +16,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -271,6 +273,24 @@ func TestECSLeases(t *testing.T) {
 	}
 	if out, err := gmsaHookCmd(t, "renew", "--config", env.config, "--threshold", "11h"); err != nil {
 		t.Fatalf("gmsa-hook renew: %v\n%s", err, out)
+	}
+	out, err := exec.Command(gmsaHook(t), "status", "--json", "--config", env.config).Output()
+	if err != nil {
+		t.Fatalf("status: %v", err)
+	}
+	var status struct {
+		Leases []struct {
+			Lease, Dir, Account string
+			Renewed             time.Time
+		} `json:"leases"`
+	}
+	if err := json.Unmarshal(out, &status); err != nil || len(status.Leases) != 3 {
+		t.Errorf("status leases: %v\n%s", err, out)
+	}
+	for _, l := range status.Leases {
+		if l.Renewed.IsZero() || !slices.Contains(leaseDirs, l.Dir) {
+			t.Errorf("status of lease %s: %+v", l.Lease, l)
+		}
 	}
 	for _, p := range leaseDirs {
 		if end := tgtEndOf(p); !end.After(ends[p]) {

@@ -93,7 +93,23 @@ type Status struct {
 	Version    string            `json:"version"` // "1"
 	RunDir     string            `json:"run_dir"`
 	Containers []ContainerStatus `json:"containers"`
+	Leases     []LeaseStatus     `json:"leases"` // ECS agent leases (gmsa-hook ecs)
 	Cache      []store.Entry     `json:"cache"`
+}
+
+// LeaseStatus is one ticket of an ECS lease.
+type LeaseStatus struct {
+	Lease      string    `json:"lease"`
+	Dir        string    `json:"dir"` // the directory the agent binds
+	Domainless bool      `json:"domainless"`
+	Account    string    `json:"account"`
+	Realm      string    `json:"realm"`
+	Expires    time.Time `json:"expires"`
+	RenewTill  time.Time `json:"renew_till,omitzero"`
+	Renewed    time.Time `json:"renewed,omitzero"`
+	Outcome    string    `json:"last_outcome,omitempty"`
+	Error      string    `json:"last_error,omitempty"`
+	CacheKey   string    `json:"cache_key,omitempty"`
 }
 
 // ContainerStatus is one container's ticket.
@@ -141,7 +157,7 @@ func runStatus(_ context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	st := Status{Version: "1", RunDir: cfg.RunDirOrDefault(), Containers: []ContainerStatus{}, Cache: []store.Entry{}}
+	st := Status{Version: "1", RunDir: cfg.RunDirOrDefault(), Containers: []ContainerStatus{}, Leases: []LeaseStatus{}, Cache: []store.Entry{}}
 	s := &store.Store{Dir: st.RunDir}
 	entries, err := s.Entries()
 	if err != nil {
@@ -169,6 +185,23 @@ func runStatus(_ context.Context, args []string, stdout, stderr io.Writer) error
 		}
 		st.Containers = append(st.Containers, cst)
 	}
+	ls, err := s.Leases()
+	if err != nil {
+		return fmt.Errorf("%w: %v", hook.ErrRunDir, err)
+	}
+	for _, l := range ls {
+		if l.Lease == nil {
+			continue
+		}
+		for _, t := range l.Lease.Tickets {
+			lst := LeaseStatus{Lease: l.Lease.ID, Dir: s.TicketDir(l.Lease.ID, t.Name), Domainless: l.Lease.Domainless,
+				Account: t.Account, Realm: t.Realm, Expires: t.Expires, Renewed: t.Renewed, CacheKey: t.CacheKey}
+			if e := byKey[t.CacheKey]; e != nil {
+				lst.RenewTill, lst.Outcome, lst.Error = e.RenewTill, e.Outcome, e.Error
+			}
+			st.Leases = append(st.Leases, lst)
+		}
+	}
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
@@ -181,6 +214,15 @@ func runStatus(_ context.Context, args []string, stdout, stderr io.Writer) error
 			stamp(c.Expires), stamp(c.Renewed), dash(c.Outcome), c.Alive)
 	}
 	tw.Flush()
+	if len(st.Leases) > 0 {
+		fmt.Fprintln(stdout)
+		tw = tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "ECS LEASE\tGMSA\tEXPIRES\tRENEWED\tLAST")
+		for _, l := range st.Leases {
+			fmt.Fprintf(tw, "%s\t%s@%s\t%s\t%s\t%s\n", l.Lease, l.Account, l.Realm, stamp(l.Expires), stamp(l.Renewed), dash(l.Outcome))
+		}
+		tw.Flush()
+	}
 	fmt.Fprintln(stdout)
 	tw = tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "CACHE\tGMSA\tEXPIRES\tRENEW-TILL\tLAST\tERROR")
