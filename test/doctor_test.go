@@ -120,7 +120,7 @@ func (s doctorSetup) doctor(t *testing.T, d *Domain, prefix []string, spec strin
 	return r, out
 }
 
-const allDoctorSteps = "config krb5.conf credential spec domain controllers ports clock reader credentials reader login sealed bind gMSA found gMSA enabled gMSA readable gMSA ticket policy runtime wiring renewal timer store"
+const allDoctorSteps = "config krb5.conf credential spec domain controllers ports clock reader credentials reader login sealed bind gMSA found gMSA enabled gMSA readable gMSA ticket policy runtime wiring renewal timer ecs units store"
 
 // allPass checks every step passed, in the doctor's order.
 func allPass(t *testing.T, r run, out doctorOut) {

@@ -77,6 +77,7 @@ var doctorSteps = []doctorStep{
 	{name: "policy", needs: []string{"credential spec"}, run: stepPolicy},
 	{name: "runtime wiring", needs: []string{"config"}, run: stepWiring},
 	{name: "renewal timer", needs: []string{"config"}, run: stepRenewal},
+	{name: "ecs units", needs: []string{"config"}, run: stepECS},
 	{name: "store", needs: []string{"config"}, run: stepStore},
 }
 
@@ -94,6 +95,7 @@ var (
 	errNoStore     = errors.New("the store is not set up")
 	errRenewFailed = errors.New("the last renewal pass failed")
 	errAwaitingGC  = errors.New("containers that are gone await gc")
+	errECSUnits    = errors.New("the ECS units are not as this gmsa-hook would install them")
 )
 
 // errNoWiring marks a host where no runtime runs gmsa-hook.
@@ -637,6 +639,49 @@ func stepRenewal(ctx context.Context, st *doctorState) (string, error) {
 		return "", fmt.Errorf("%w: %s", errNoRenewal, strings.Join(problems, "; "))
 	}
 	return fmt.Sprintf("%s and %s in %s run %s", install.RenewService, install.RenewTimer, st.unitDir, strings.TrimPrefix(unitLine(units[install.RenewService], "ExecStart="), "ExecStart=")), nil
+}
+
+// stepECS checks the socket-activated ECS units, when installed: exactly
+// as gmsa-hook install --runtime ecs would write them for this binary and
+// --config. None installed is a host whose ECS agent (if any) is not sent
+// to gmsa-hook: not a failure.
+func stepECS(ctx context.Context, st *doctorState) (string, error) {
+	var h install.Hooks
+	if st.cfgPath != "" {
+		abs, err := filepath.Abs(st.cfgPath)
+		if err != nil {
+			return "", err
+		}
+		h.Config = abs
+	}
+	bin, err := os.Executable()
+	if err != nil {
+		return "", fmt.Errorf("find the gmsa-hook binary: %w", err)
+	}
+	h.Binary = bin
+	units := install.ECSUnits(h)
+	var problems, present []string
+	for _, name := range []string{install.ECSSocket, install.ECSService} {
+		path := filepath.Join(st.unitDir, name)
+		b, err := os.ReadFile(path)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			problems = append(problems, path+" is missing")
+			continue
+		case err != nil:
+			problems = append(problems, err.Error())
+		case !bytes.Equal(b, units[name]):
+			problems = append(problems, fmt.Sprintf("%s differs: %s", path, firstDiff(b, units[name])))
+		}
+		present = append(present, name)
+	}
+	if len(present) == 0 {
+		return fmt.Sprintf("not installed in %s (gmsa-hook install --runtime ecs serves the ECS agent)", st.unitDir), nil
+	}
+	if len(problems) > 0 {
+		return "", fmt.Errorf("%w: %s", errECSUnits, strings.Join(problems, "; "))
+	}
+	return fmt.Sprintf("%s and %s in %s serve %s", install.ECSSocket, install.ECSService, st.unitDir, install.ECSSocketPath), nil
 }
 
 // firstDiff names the first line where a unit file differs from want.

@@ -76,6 +76,7 @@ var hintTable = []hint{
 	{store.ErrLocked, "another gmsa-hook is fetching the same gMSA and has not finished: check that the domain controllers answer"},
 	{install.ErrHooksDir, "give --hooks-dir a directory Podman or CRI-O reads hooks from (hooks_dir in containers.conf), writable by root"},
 	{kdc.ErrRC4Disabled, "enable AES for the account in Active Directory (msDS-SupportedEncryptionTypes, then reset its password or re-export the keytab), or set \"allow_rc4\": true in the config file to accept RC4"},
+	{errECSUnits, "write them again with gmsa-hook install --runtime ecs --config FILE (the --config doctor was given), then systemctl daemon-reload && systemctl restart gmsa-hook-ecs.socket"},
 	{errNoRenewal, "install the renewal units with gmsa-hook install --renewal --config FILE (the --config doctor was given; --unit-dir DIR for another unit directory), then systemctl daemon-reload && systemctl enable --now gmsa-hook-renew.timer"},
 	{errNoStore, "gmsa-hook install --renewal --config FILE makes the run directory, mounts its tmpfs and writes its version file before any container is made"},
 	{errRenewFailed, "fix the cause named (gmsa-hook renew --config FILE tries again and status shows the outcome): containers keep their ticket until it ends"},
