@@ -9,7 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
+
+	"github.com/gmsa-hook/gmsa-hook/hook/atomicfile"
 )
 
 // ErrHooksDir marks a hooks.d directory the files cannot be written to.
@@ -99,13 +100,13 @@ func HooksDir(dir string, h Hooks) ([]string, error) {
 		info, err := os.Stat(path)
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
-			info = newFileInfo{}
+			info = nil // a new file: mode 0644
 		case err != nil:
 			return paths, fmt.Errorf("%w: %w", ErrHooksDir, err)
 		case !info.Mode().IsRegular():
 			return paths, fmt.Errorf("%w: %s is not a regular file", ErrHooksDir, path)
 		}
-		if err := writeAtomic(path, files[HooksdName(s.name)], info); err != nil {
+		if err := atomicfile.Replace(path, files[HooksdName(s.name)], info); err != nil {
 			return paths, fmt.Errorf("%w: write %s: %w", ErrHooksDir, path, err)
 		}
 		paths = append(paths, path)
@@ -113,12 +114,3 @@ func HooksDir(dir string, h Hooks) ([]string, error) {
 	return paths, nil
 }
 
-// newFileInfo stands for a file not there yet: mode 0644, owner unchanged.
-type newFileInfo struct{}
-
-func (newFileInfo) Name() string       { return "" }
-func (newFileInfo) Size() int64        { return 0 }
-func (newFileInfo) Mode() fs.FileMode  { return 0o644 }
-func (newFileInfo) ModTime() time.Time { return time.Time{} }
-func (newFileInfo) IsDir() bool        { return false }
-func (newFileInfo) Sys() any           { return nil }

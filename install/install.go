@@ -13,8 +13,9 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"syscall"
 	"time"
+
+	"github.com/gmsa-hook/gmsa-hook/hook/atomicfile"
 )
 
 // Errors an operator can fix.
@@ -202,41 +203,9 @@ func Bundle(dir string, h Hooks) error {
 	if err != nil {
 		return fmt.Errorf("%w: %s: %v", ErrBundle, path, err)
 	}
-	if err := writeAtomic(path, out, info); err != nil {
+	if err := atomicfile.Replace(path, out, info); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return nil
 }
 
-// writeAtomic replaces path with b through a temporary file and a rename:
-// a runtime reading config.json sees the old or the new file, never a part.
-func writeAtomic(path string, b []byte, old os.FileInfo) (err error) {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	if err := f.Chmod(old.Mode().Perm()); err != nil {
-		return err
-	}
-	if st, ok := old.Sys().(*syscall.Stat_t); ok && os.Geteuid() == 0 {
-		if err := f.Chown(int(st.Uid), int(st.Gid)); err != nil {
-			return err
-		}
-	}
-	if _, err := f.Write(b); err != nil {
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
-}
