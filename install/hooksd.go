@@ -113,4 +113,3 @@ func HooksDir(dir string, h Hooks) ([]string, error) {
 	}
 	return paths, nil
 }
-

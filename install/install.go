@@ -208,4 +208,3 @@ func Bundle(dir string, h Hooks) error {
 	}
 	return nil
 }
-

@@ -608,34 +608,12 @@ func checkHookEntry(path string, b []byte, hooksd bool) string {
 // stepRenewal checks the renewal units in the unit directory are what
 // gmsa-hook install --renewal writes for this binary and configuration.
 func stepRenewal(ctx context.Context, st *doctorState) (string, error) {
-	var h install.Hooks
-	if st.cfgPath != "" {
-		abs, err := filepath.Abs(st.cfgPath)
-		if err != nil {
-			return "", err
-		}
-		h.Config = abs
-	}
-	bin, err := os.Executable()
+	h, err := st.installHooks()
 	if err != nil {
-		return "", fmt.Errorf("find the gmsa-hook binary: %w", err)
+		return "", err
 	}
-	h.Binary = bin
 	units := install.RenewalUnits(h)
-	var problems []string
-	for _, name := range []string{install.RenewService, install.RenewTimer} {
-		path := filepath.Join(st.unitDir, name)
-		b, err := os.ReadFile(path)
-		switch {
-		case errors.Is(err, fs.ErrNotExist):
-			problems = append(problems, path+" is missing")
-		case err != nil:
-			problems = append(problems, err.Error())
-		case !bytes.Equal(b, units[name]):
-			problems = append(problems, fmt.Sprintf("%s differs: %s", path, firstDiff(b, units[name])))
-		}
-	}
-	if len(problems) > 0 {
+	if _, problems := st.checkUnits(units, install.RenewService, install.RenewTimer); len(problems) > 0 {
 		return "", fmt.Errorf("%w: %s", errNoRenewal, strings.Join(problems, "; "))
 	}
 	return fmt.Sprintf("%s and %s in %s run %s", install.RenewService, install.RenewTimer, st.unitDir, strings.TrimPrefix(unitLine(units[install.RenewService], "ExecStart="), "ExecStart=")), nil
@@ -646,22 +624,43 @@ func stepRenewal(ctx context.Context, st *doctorState) (string, error) {
 // --config. None installed is a host whose ECS agent (if any) is not sent
 // to gmsa-hook: not a failure.
 func stepECS(ctx context.Context, st *doctorState) (string, error) {
+	h, err := st.installHooks()
+	if err != nil {
+		return "", err
+	}
+	present, problems := st.checkUnits(install.ECSUnits(h), install.ECSSocket, install.ECSService)
+	if present == 0 {
+		return fmt.Sprintf("not installed in %s (gmsa-hook install --runtime ecs serves the ECS agent)", st.unitDir), nil
+	}
+	if len(problems) > 0 {
+		return "", fmt.Errorf("%w: %s", errECSUnits, strings.Join(problems, "; "))
+	}
+	return fmt.Sprintf("%s and %s in %s serve %s", install.ECSSocket, install.ECSService, st.unitDir, install.ECSSocketPath), nil
+}
+
+// installHooks is what gmsa-hook install would put in units for this
+// binary and --config.
+func (st *doctorState) installHooks() (install.Hooks, error) {
 	var h install.Hooks
 	if st.cfgPath != "" {
 		abs, err := filepath.Abs(st.cfgPath)
 		if err != nil {
-			return "", err
+			return h, err
 		}
 		h.Config = abs
 	}
 	bin, err := os.Executable()
 	if err != nil {
-		return "", fmt.Errorf("find the gmsa-hook binary: %w", err)
+		return h, fmt.Errorf("find the gmsa-hook binary: %w", err)
 	}
 	h.Binary = bin
-	units := install.ECSUnits(h)
-	var problems, present []string
-	for _, name := range []string{install.ECSSocket, install.ECSService} {
+	return h, nil
+}
+
+// checkUnits compares the named units in the unit directory with what
+// install writes; present counts those found.
+func (st *doctorState) checkUnits(units map[string][]byte, names ...string) (present int, problems []string) {
+	for _, name := range names {
 		path := filepath.Join(st.unitDir, name)
 		b, err := os.ReadFile(path)
 		switch {
@@ -673,15 +672,9 @@ func stepECS(ctx context.Context, st *doctorState) (string, error) {
 		case !bytes.Equal(b, units[name]):
 			problems = append(problems, fmt.Sprintf("%s differs: %s", path, firstDiff(b, units[name])))
 		}
-		present = append(present, name)
+		present++
 	}
-	if len(present) == 0 {
-		return fmt.Sprintf("not installed in %s (gmsa-hook install --runtime ecs serves the ECS agent)", st.unitDir), nil
-	}
-	if len(problems) > 0 {
-		return "", fmt.Errorf("%w: %s", errECSUnits, strings.Join(problems, "; "))
-	}
-	return fmt.Sprintf("%s and %s in %s serve %s", install.ECSSocket, install.ECSService, st.unitDir, install.ECSSocketPath), nil
+	return present, problems
 }
 
 // firstDiff names the first line where a unit file differs from want.
