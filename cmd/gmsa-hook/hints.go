@@ -18,6 +18,8 @@ import (
 
 // hint pairs a condition with what an operator can do about it. The list is
 // the one place hints live; docs/errors.md is checked against it by a test.
+// An error gets the hint of the first condition it matches: specific
+// conditions come before general ones.
 type hint struct {
 	err  error
 	text string
@@ -37,8 +39,6 @@ var hintTable = []hint{
 	{spec.ErrNoCredentials, "give the host an instance profile, or set aws.profile and aws.credentials_files in the config file"},
 	{spec.ErrParameterType, "store the credential spec as an SSM String or SecureString parameter"},
 	{spec.ErrNoRemote, "configure AWS access in the \"aws\" section of the config file"},
-	{fs.ErrNotExist, "check the path; the hook runs as root in the host's mount namespace"},
-	{fs.ErrPermission, "run as root, or make the file readable by the user running gmsa-hook"},
 	{config.ErrConfig, "see README.md for the configuration keys"},
 	{fetcher.ErrNotPermitted, "add the reading account to PrincipalsAllowedToRetrieveManagedPassword (msDS-GroupMSAMembership) of the gMSA"},
 	{fetcher.ErrNoSuchGMSA, "check the gMSA name in ActiveDirectoryConfig.GroupManagedServiceAccounts; create it with New-ADServiceAccount or samba-tool service-account create"},
@@ -82,14 +82,17 @@ var hintTable = []hint{
 	{errRenewFailed, "fix the cause named (gmsa-hook renew --config FILE tries again and status shows the outcome): containers keep their ticket until it ends"},
 	{errAwaitingGC, "gmsa-hook gc --config FILE removes them; the renewal timer runs it every 5 minutes"},
 	{kdc.ErrKeyExpired, "the reading account's password has expired: reset it in Active Directory and update the secret"},
+	// The generic file conditions come last: a more specific cause above
+	// has the better hint.
+	{fs.ErrNotExist, "check the path; the hook runs as root in the host's mount namespace"},
+	{fs.ErrPermission, "run as root, or make the file readable by the user running gmsa-hook"},
 }
 
 func hints(err error) []string {
-	var out []string
 	for _, h := range hintTable {
 		if errors.Is(err, h.err) {
-			out = append(out, h.text)
+			return []string{h.text}
 		}
 	}
-	return out
+	return nil
 }
