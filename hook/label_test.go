@@ -151,7 +151,7 @@ func fakeContainerd(t *testing.T, containers map[string]map[string]string) strin
 			c = append(c, entry...)
 		}
 		c = append(c, protoString(3, "docker.io/library/busybox:latest")...)
-		c = append(c, 8<<3|0, 0x96, 0x01) // a varint field
+		c = append(c, 8<<3, 0x96, 0x01) // field 8, a varint (wire type 0)
 		msg := binary.AppendUvarint([]byte{1<<3 | 2}, uint64(len(c)))
 		w.Write(grpcFrame(append(msg, c...)))
 		w.Header().Set("Grpc-Status", "0")

@@ -63,7 +63,7 @@ type world struct {
 	ssmString, ssmSecure, ssmList, ssmDomainless, ssmSecret string
 	s3Spec, s3Big                                           string
 	smSecret, smStd, smBinary, smNoPassword, smNotJSON      string
-	file, filePerm                                          string
+	file                                                    string
 }
 
 func newWorld(t *testing.T) *world {
@@ -410,7 +410,7 @@ func failures() []failure {
 			raw:  func(w *world) string { return "credentialspec:" + w.ssmDomainless },
 			load: true,
 			want: func(w *world) string {
-				return "credential spec credentialspec:" + w.ssmDomainless + ": malformed credential spec: the spec has HostAccountConfig (domainless) but the prefix is credentialspec:; use credentialspecdomainless:"
+				return "credential spec credentialspec:" + w.ssmDomainless + ": malformed credential spec: the spec has HostAccountConfig (domainless) but the prefix is credentialspec:; use credentialspecdomainless: instead"
 			},
 			sentinel: ErrMalformed,
 		},

@@ -188,7 +188,7 @@ func Decode(src Source, b []byte) (*CredSpec, error) {
 	case src.Mode == DomainlessMode && !cs.Domainless():
 		return nil, fmt.Errorf("credential spec %s: %w: the credentialspecdomainless: prefix needs HostAccountConfig in the spec", src.Raw, ErrMalformed)
 	case src.Mode == DomainJoined && cs.Domainless():
-		return nil, fmt.Errorf("credential spec %s: %w: the spec has HostAccountConfig (domainless) but the prefix is credentialspec:; use credentialspecdomainless:", src.Raw, ErrMalformed)
+		return nil, fmt.Errorf("credential spec %s: %w: the spec has HostAccountConfig (domainless) but the prefix is credentialspec:; use credentialspecdomainless: instead", src.Raw, ErrMalformed)
 	}
 	return cs, nil
 }

@@ -236,7 +236,7 @@ func TestLoadErrors(t *testing.T) {
 		},
 		{
 			"joined prefix on a domainless spec", "credentialspec:" + domainless,
-			"credential spec credentialspec:" + domainless + ": malformed credential spec: the spec has HostAccountConfig (domainless) but the prefix is credentialspec:; use credentialspecdomainless:",
+			"credential spec credentialspec:" + domainless + ": malformed credential spec: the spec has HostAccountConfig (domainless) but the prefix is credentialspec:; use credentialspecdomainless: instead",
 			ErrMalformed,
 		},
 		{
@@ -298,7 +298,7 @@ func TestLoadRemote(t *testing.T) {
 	}{
 		{"credentialspecdomainless:" + ssmARN, ""},
 		{"credentialspec:" + s3ARN, ""},
-		{"credentialspec:" + ssmARN, "credential spec credentialspec:" + ssmARN + ": malformed credential spec: the spec has HostAccountConfig (domainless) but the prefix is credentialspec:; use credentialspecdomainless:"},
+		{"credentialspec:" + ssmARN, "credential spec credentialspec:" + ssmARN + ": malformed credential spec: the spec has HostAccountConfig (domainless) but the prefix is credentialspec:; use credentialspecdomainless: instead"},
 	} {
 		src, err := ParseSource(tt.raw)
 		if err != nil {

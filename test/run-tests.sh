@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of gmsa-hook on this machine, as root: installs what the
 # tests need from Debian's archive and the Go module proxy, brings up the
-# local Samba AD test domain, then runs vet, the unit, integration and
+# local Samba AD test domain, then runs vet, staticcheck, the unit, integration and
 # end-to-end tests (real Samba DC, real runc and crun), and short fuzz runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,6 +13,11 @@ bash test/setup-domain.sh >/dev/null
 
 echo "== vet" >&2
 go vet ./...
+
+echo "== staticcheck" >&2
+# Pinned: a version the module proxy serves that knows this Go.
+GOBIN="$PWD/.bin" go install honnef.co/go/tools/cmd/staticcheck@v0.8.2
+./.bin/staticcheck ./...
 
 echo "== tests" >&2
 # Integration tests need the DC and root; they fail (not skip) when CI is set.

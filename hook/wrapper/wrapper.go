@@ -296,6 +296,7 @@ func marshal(v any) ([]byte, error) {
 // stageList is one stage's hooks in our configuration.
 func stageList(h *specs.Hooks) map[string][]specs.Hook {
 	return map[string][]specs.Hook{
+		//lint:ignore SA1019 prestart is deprecated but older runtimes still run it, and a config.json may name it
 		"prestart": h.Prestart, "createRuntime": h.CreateRuntime, "createContainer": h.CreateContainer,
 		"startContainer": h.StartContainer, "poststart": h.Poststart, "poststop": h.Poststop,
 	}

@@ -43,8 +43,6 @@ func (e *authError) Error() string { return e.detail }
 // in AWS.
 const maxSkew = 15 * time.Minute
 
-const emptySHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
-
 // verify checks r's SigV4 signature by signing the same canonical request
 // again with the SDK's signer and the known secret key, and comparing.
 func verify(r *http.Request, body []byte, keys *keyring, service, region string, now time.Time) *authError {
