@@ -83,6 +83,7 @@ func Renew(ctx context.Context, req RenewRequest) (*RenewReport, error) {
 		return nil, err
 	}
 	rep := &RenewReport{Swept: s.Sweep("", req.Now())}
+	rep.Swept = append(rep.Swept, sweepLeases(ctx, s, req.Now())...)
 	users := map[string][]store.Container{}
 	if cs, err := s.Containers(); err == nil {
 		for _, c := range cs {
@@ -344,16 +345,18 @@ func readmit(ctx context.Context, cfg config.Config, source string) (*fetcher.Re
 }
 
 // GC removes what containers that are gone left behind (their directories,
-// judged from the process recorded at create), cache entries nobody uses
-// that have ended, and temporary files of killed writers. A live
-// container's ticket is never removed, nor a cache entry an ECS lease uses
-// (a lease goes only when the agent deletes it).
+// judged from the process recorded at create), the leases of ECS tasks that
+// stopped (bound into no container for LeaseGrace, once bound), cache
+// entries nobody uses that have ended, and temporary files of killed
+// writers. A live container's ticket is never removed, nor a lease in use,
+// nor a cache entry a lease uses.
 func GC(runDir string, now time.Time) (*RenewReport, error) {
 	s, _, err := store.Open(runDir)
 	if err != nil {
 		return nil, err
 	}
 	rep := &RenewReport{Swept: s.Sweep("", now)}
+	rep.Swept = append(rep.Swept, sweepLeases(context.Background(), s, now)...)
 	used := map[string]bool{}
 	cs, _ := s.Containers()
 	for _, c := range cs {

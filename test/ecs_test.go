@@ -399,3 +399,92 @@ func TestECSErrors(t *testing.T) {
 		t.Errorf("failed calls left leases: %v", entries)
 	}
 }
+
+// TestECSLeaseOfStoppedTask: the agent deletes a stopped task's lease only
+// hours later (its task cleanup wait); gmsa-hook gc removes it once no
+// container has its ticket directory bound for LeaseGrace, and keeps it
+// while one does, and before any did.
+func TestECSLeaseOfStoppedTask(t *testing.T) {
+	d := testDomain(t)
+	rt := runtimeFor(t, "runc")
+	env := newHookEnv(t, d, nil)
+	srv := startECS(t, env.config, "--idle", "0")
+	ctx := context.Background()
+	lease, err := srv.domainless(ctx, []string{readSpec(t, d, "webapp01-domainless")}, d.ReaderUser, d.ReaderPassword, d.DNSDomain)
+	if err != nil {
+		t.Fatalf("AddNonDomainJoinedKerberosLease: %v\n%s", err, srv.stderr)
+	}
+	dir := lease.GetCreatedKerberosFilePaths()[0]
+	leaseDir := filepath.Dir(dir)
+	gc := func() string {
+		t.Helper()
+		out, err := gmsaHookCmd(t, "gc", "--config", env.config)
+		if err != nil {
+			t.Fatalf("gmsa-hook gc: %v\n%s", err, out)
+		}
+		return out
+	}
+	readLease := func() map[string]any {
+		t.Helper()
+		b, err := os.ReadFile(filepath.Join(leaseDir, "lease.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var l map[string]any
+		if err := json.Unmarshal(b, &l); err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+
+	// Before its task started: kept.
+	gc()
+	if _, err := os.Stat(dir); err != nil {
+		t.Fatalf("a lease not bound yet was removed: %v", err)
+	}
+
+	// Bound into a running container, as the agent binds it: kept, and
+	// seen bound.
+	id := fmt.Sprintf("ecs-task-%d", os.Getpid())
+	b := env.bundle(t, container{args: []string{"sleep", "3600"}, uid: 1000, gid: 1000, noHooks: true, mounts: []any{
+		map[string]any{"destination": "/var/credentials-fetcher/krbdir", "type": "bind", "source": dir, "options": []string{"rbind", "ro"}},
+	}})
+	rt.detach(t, b, id)
+	gc()
+	if l := readLease(); l["mounted"] == nil || l["unmounted"] != nil {
+		t.Errorf("lease.json while bound: %v", l)
+	}
+
+	// The task stops: the first pass notes it, and the lease stays for the
+	// grace time (a restarting container comes back within it).
+	rt.mustExec(t, "delete", "-f", id)
+	gc()
+	l := readLease()
+	if l["unmounted"] == nil {
+		t.Fatalf("lease.json after the container went: %v", l)
+	}
+	if _, err := os.Stat(dir); err != nil {
+		t.Fatalf("removed within the grace time: %v", err)
+	}
+
+	// Past the grace time (stood in for by moving the recorded time back).
+	l["unmounted"] = time.Now().Add(-11 * time.Minute).UTC().Format(time.RFC3339Nano)
+	raw, _ := json.Marshal(l)
+	if err := os.WriteFile(filepath.Join(leaseDir, "lease.json"), raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out := gc(); !strings.Contains(out, "removed lease "+lease.GetLeaseId()+" (its task stopped") {
+		t.Errorf("gc said:\n%s", out)
+	}
+	if _, err := os.Stat(leaseDir); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the stopped task's lease is left: %v", err)
+	}
+	// The agent's late delete of it is no error.
+	err = srv.call(ctx, func(ctx context.Context, c pb.CredentialsFetcherServiceClient) error {
+		_, err := c.DeleteKerberosLease(ctx, &pb.DeleteKerberosLeaseRequest{LeaseId: lease.GetLeaseId()})
+		return err
+	})
+	if err != nil {
+		t.Errorf("the agent's delete after gc: %v", err)
+	}
+}

@@ -82,6 +82,10 @@ func printPass(w io.Writer, rep *hook.RenewReport) {
 		fmt.Fprintln(w, line)
 	}
 	for _, s := range rep.Swept {
+		if strings.HasPrefix(s, "lease ") {
+			fmt.Fprintf(w, "removed %s (its task stopped: bound into no container for %v)\n", s, hook.LeaseGrace)
+			continue
+		}
 		fmt.Fprintf(w, "removed %s (its container is gone)\n", s)
 	}
 }

@@ -34,6 +34,12 @@ type Lease struct {
 	Username   string        `json:"username,omitempty"`
 	Domain     string        `json:"domain,omitempty"`
 	Tickets    []LeaseTicket `json:"tickets"`
+	// Mounted is when a pass first found a ticket directory of the lease
+	// bound into a container; Unmounted when a pass first found none bound
+	// since. A lease once bound and unbound for a while belongs to a task
+	// that stopped (the agent deletes it only hours later).
+	Mounted   time.Time `json:"mounted,omitzero"`
+	Unmounted time.Time `json:"unmounted,omitzero"`
 }
 
 // LeaseTicket is one credential spec's ticket in a lease.
