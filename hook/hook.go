@@ -323,16 +323,7 @@ func CacheKey(req *fetcher.Request) string {
 // Nothing reaches the network before the policy allowed the spec and the
 // secret, and a refusal names the rule.
 func (r *Request) admit(ctx context.Context, st *container.State, cfg *container.Config, lab container.Label) (*fetcher.Request, string, error) {
-	pol := policy.New(r.Config)
 	remote := newRemote(r.Config)
-	l, err := pol.Source(lab.Source)
-	if err != nil {
-		return nil, "", err
-	}
-	cs, err := pol.Load(ctx, l, remote)
-	if err != nil {
-		return nil, "", fmt.Errorf("read credential spec: %w", err)
-	}
 	ct := policy.Container{Annotations: map[string]string{}, Labels: lab.Labels}
 	if ct.Labels == nil {
 		ct.Labels = container.DockerLabels(st, cfg)
@@ -344,16 +335,12 @@ func (r *Request) admit(ctx context.Context, st *container.State, cfg *container
 		ct.Annotations[k] = v
 	}
 	ct.ContainerdNamespace, _ = container.ContainerdNamespace(st.Bundle, st.ID)
-	rule, err := pol.Decide(cs, ct)
+	a, err := policy.New(r.Config).Admit(ctx, lab.Source, &ct, remote)
 	if err != nil {
 		return nil, "", err
 	}
-	req := &fetcher.Request{Source: lab.Source, Spec: cs, Config: r.Config, Remote: remote}
-	if cs.Domainless() {
-		if req.Secret, err = pol.Secret(ctx, cs, remote); err != nil {
-			return nil, "", fmt.Errorf("read reader secret for gMSA %q: %w", cs.Account()+"$", err)
-		}
-	}
+	req := &fetcher.Request{Source: lab.Source, Spec: a.Spec, Secret: a.Secret, Config: r.Config, Remote: remote}
+	rule := a.Rule
 	return req, rule, nil
 }
 

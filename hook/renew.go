@@ -325,23 +325,12 @@ func domainOf(realm string) string { return strings.ToLower(realm) }
 // readmit reads a cached entry's spec and reader secret again under the
 // policy, as the hook did at create.
 func readmit(ctx context.Context, cfg config.Config, source string) (*fetcher.Request, error) {
-	pol := policy.New(cfg)
 	remote := spec.NewAWS(cfg.AWS)
-	l, err := pol.Source(source)
+	a, err := policy.New(cfg).Admit(ctx, source, nil, remote)
 	if err != nil {
 		return nil, err
 	}
-	cs, err := pol.Load(ctx, l, remote)
-	if err != nil {
-		return nil, fmt.Errorf("read credential spec: %w", err)
-	}
-	req := &fetcher.Request{Source: source, Spec: cs, Config: cfg, Remote: remote}
-	if cs.Domainless() {
-		if req.Secret, err = pol.Secret(ctx, cs, remote); err != nil {
-			return nil, fmt.Errorf("read reader secret for gMSA %q: %w", cs.Account()+"$", err)
-		}
-	}
-	return req, nil
+	return &fetcher.Request{Source: source, Spec: a.Spec, Secret: a.Secret, Config: cfg, Remote: remote}, nil
 }
 
 // GC removes what containers that are gone left behind (their directories,

@@ -482,24 +482,11 @@ func stepTicket(ctx context.Context, st *doctorState) (string, error) {
 // stepPolicy is the decision the hook would take for a container labelled
 // with the spec and nothing else (gmsa-hook policy check says more).
 func stepPolicy(ctx context.Context, st *doctorState) (string, error) {
-	pol := policy.New(st.cfg)
-	l, err := pol.Source(st.src)
+	a, err := policy.New(st.cfg).Admit(ctx, st.src, &policy.Container{}, st.remote)
 	if err != nil {
 		return "", err
 	}
-	cs, err := pol.Load(ctx, l, st.remote)
-	if err != nil {
-		return "", fmt.Errorf("read credential spec: %w", err)
-	}
-	rule, err := pol.Decide(cs, policy.Container{})
-	if err != nil {
-		return "", err
-	}
-	if cs.Domainless() {
-		if _, err := pol.Secret(ctx, cs, st.remote); err != nil {
-			return "", fmt.Errorf("read reader secret for gMSA %q: %w", cs.Account()+"$", err)
-		}
-	}
+	rule, cs := a.Rule, a.Spec
 	if rule == "" {
 		return fmt.Sprintf("a container labelled %s gets gMSA %q (no rules are configured)", st.src, cs.Account()), nil
 	}

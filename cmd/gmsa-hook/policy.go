@@ -37,25 +37,11 @@ func runPolicy(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	pol := policy.New(cfg)
-	remote := spec.NewAWS(cfg.AWS)
-	l, err := pol.Source(*src)
+	a, err := policy.New(cfg).Admit(ctx, *src, &ct, spec.NewAWS(cfg.AWS))
 	if err != nil {
 		return err
 	}
-	cs, err := pol.Load(ctx, l, remote)
-	if err != nil {
-		return fmt.Errorf("read credential spec: %w", err)
-	}
-	rule, err := pol.Decide(cs, ct)
-	if err != nil {
-		return err
-	}
-	if cs.Domainless() {
-		if _, err := pol.Secret(ctx, cs, remote); err != nil {
-			return fmt.Errorf("read reader secret for gMSA %q: %w", cs.Account()+"$", err)
-		}
-	}
+	rule, cs := a.Rule, a.Spec
 	by := "no rules are configured: any gMSA of an admitted spec"
 	if rule != "" {
 		by = fmt.Sprintf("rule %q", rule)

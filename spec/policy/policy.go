@@ -210,6 +210,42 @@ func (c *Checker) Decide(cs *spec.CredSpec, ct Container) (rule string, err erro
 	return "", &Refusal{What: gmsa, Reason: "no policy rule grants it"}
 }
 
+// Admission is a label the policy admitted: the spec it names, the
+// domainless reader's secret (nil for a domain-joined spec) and the rule
+// that granted the gMSA ("" when the policy has no rules).
+type Admission struct {
+	Spec   *spec.CredSpec
+	Secret *spec.Secret
+	Rule   string
+}
+
+// Admit runs every step for a label, in the order that reads nothing the
+// policy has not allowed yet: Source, Load, Decide for the container, and
+// Secret. A nil ct skips Decide: the renewal pass re-reads a spec whose
+// containers the rules admitted at create.
+func (c *Checker) Admit(ctx context.Context, raw string, ct *Container, remote spec.Remote) (*Admission, error) {
+	l, err := c.Source(raw)
+	if err != nil {
+		return nil, err
+	}
+	cs, err := c.Load(ctx, l, remote)
+	if err != nil {
+		return nil, fmt.Errorf("read credential spec: %w", err)
+	}
+	a := &Admission{Spec: cs}
+	if ct != nil {
+		if a.Rule, err = c.Decide(cs, *ct); err != nil {
+			return nil, err
+		}
+	}
+	if cs.Domainless() {
+		if a.Secret, err = c.Secret(ctx, cs, remote); err != nil {
+			return nil, fmt.Errorf("read reader secret for gMSA %q: %w", cs.Account()+"$", err)
+		}
+	}
+	return a, nil
+}
+
 // Secret reads a domainless spec's reader secret, beneath a secret
 // directory or from an allowed ARN, and checks the reader's domain.
 func (c *Checker) Secret(ctx context.Context, cs *spec.CredSpec, remote spec.Remote) (*spec.Secret, error) {
