@@ -84,29 +84,23 @@ func (s *Store) PlaceLease(l *Lease, tickets [][]byte) (err error) {
 		return fmt.Errorf("lease id %q: %w", l.ID, fs.ErrInvalid)
 	}
 	dir := s.LeaseDir(l.ID)
-	if err := os.Mkdir(dir, 0o755); err != nil {
-		return fmt.Errorf("make %s: %w", dir, err)
+	if err := makeDir(dir, 0o755); err != nil {
+		return err
 	}
 	defer func() {
 		if err != nil {
 			os.RemoveAll(dir)
 		}
 	}()
-	if err := os.Chmod(dir, 0o755); err != nil {
-		return err
-	}
 	for i, t := range l.Tickets {
 		if !filepath.IsLocal(t.Name) || filepath.Base(t.Name) != t.Name || t.Name == LeaseFile {
 			return fmt.Errorf("lease ticket name %q: %w", t.Name, fs.ErrInvalid)
 		}
 		td := filepath.Join(dir, t.Name)
-		if err := os.Mkdir(td, 0o755); errors.Is(err, fs.ErrExist) {
+		if err := makeDir(td, 0o755); errors.Is(err, fs.ErrExist) {
 			// The same gMSA twice in one lease: one directory, one ticket.
 			continue
 		} else if err != nil {
-			return fmt.Errorf("make %s: %w", td, err)
-		}
-		if err := os.Chmod(td, 0o755); err != nil {
 			return err
 		}
 		if err := writeLeaseTicket(td, tickets[i]); err != nil {

@@ -134,6 +134,18 @@ func mkdir(dir string, mode os.FileMode) error {
 	return nil
 }
 
+// makeDir makes a new directory with exactly mode (the umask may take
+// bits from Mkdir's); one already there is an error (fs.ErrExist).
+func makeDir(dir string, mode os.FileMode) error {
+	if err := os.Mkdir(dir, mode); err != nil {
+		return fmt.Errorf("make %s: %w", dir, err)
+	}
+	if err := os.Chmod(dir, mode); err != nil {
+		return fmt.Errorf("make %s: %w", dir, err)
+	}
+	return nil
+}
+
 // ContainerDir is the directory of one container.
 func (s *Store) ContainerDir(id, bundle string) string { return container.Dir(s.Dir, id, bundle) }
 
@@ -195,20 +207,17 @@ func (s *Store) Place(m *Meta, ticket []byte) (err error) {
 	if err := os.RemoveAll(dir); err != nil {
 		return fmt.Errorf("remove stale %s: %w", dir, err)
 	}
-	if err := os.Mkdir(dir, 0o711); err != nil {
-		return fmt.Errorf("make %s: %w", dir, err)
+	if err := makeDir(dir, 0o711); err != nil {
+		return err
 	}
 	defer func() {
 		if err != nil {
 			os.RemoveAll(dir)
 		}
 	}()
-	if err := os.Chmod(dir, 0o711); err != nil {
-		return fmt.Errorf("make %s: %w", dir, err)
-	}
 	kd := filepath.Join(dir, container.KrbDir)
-	if err := os.Mkdir(kd, 0o700); err != nil {
-		return fmt.Errorf("make %s: %w", kd, err)
+	if err := makeDir(kd, 0o700); err != nil {
+		return err
 	}
 	if err := os.Chown(kd, m.UID, m.GID); err != nil {
 		return fmt.Errorf("make %s: %w", kd, err)
