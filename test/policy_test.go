@@ -110,8 +110,6 @@ func newCountingNetns(t *testing.T, d *Domain) *countingNetns {
 	return n
 }
 
-var packetsRE = regexp.MustCompile(`counter packets (\d+) bytes`)
-
 // packets is how many TCP and UDP packets were sent in the namespace.
 func (n *countingNetns) packets(t *testing.T) int {
 	t.Helper()
@@ -119,7 +117,7 @@ func (n *countingNetns) packets(t *testing.T) int {
 	if err != nil {
 		t.Fatalf("nft list: %v\n%s", err, out)
 	}
-	m := packetsRE.FindSubmatch(out)
+	m := nftPackets.FindSubmatch(out)
 	if m == nil {
 		t.Fatalf("no counter in:\n%s", out)
 	}
