@@ -43,6 +43,9 @@ var (
 	ErrDeadline     = errors.New("gave up at the deadline")
 	ErrKeytab       = errors.New("unusable keytab")
 	ErrBlob         = errors.New("malformed managed password")
+	// ErrKeysRefused: the KDC refused the password LDAP gave as current,
+	// and the previous one too (or there was none).
+	ErrKeysRefused = errors.New("the KDC refused the gMSA's current and previous passwords")
 )
 
 // Request is one fetch.
@@ -219,6 +222,9 @@ func fetch(ctx context.Context, req Request) (*Result, error) {
 		if t, perr := gc.Login(ctx, principal, salt, passwordKeys(mp.Previous)); perr == nil {
 			tkt, err, previous = t, nil, true
 		}
+	}
+	if errors.Is(err, kdc.ErrBadCredentials) {
+		err = fmt.Errorf("%w: %w", ErrKeysRefused, err)
 	}
 	if err != nil {
 		return nil, &Error{Step: "get ticket of " + gmsa, Server: kdcOf(err, d), Err: err, Phase: PhaseTicket}

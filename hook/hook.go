@@ -111,6 +111,7 @@ type Report struct {
 	Owner    container.Owner
 	Expires  time.Time
 	Cached   bool     // the ticket came from the node's cache
+	Previous bool     // it was fetched with the gMSA's previous password (store.Entry.Previous)
 	Skipped  string   // why a labelled stage did nothing, e.g. "already fetched"
 	Swept    []string // leftover directories removed
 	Steps    []Step
@@ -296,7 +297,7 @@ func (r *Request) ticket(ctx context.Context, s *store.Store, freq *fetcher.Requ
 	if err != nil {
 		return nil, nil, err
 	}
-	rep.Cached = res.Cached
+	rep.Cached, rep.Previous = res.Cached, res.Entry.Previous
 	rep.Steps = append(rep.Steps, res.Steps...)
 	return res.Ticket, res.Entry, nil
 }

@@ -45,7 +45,10 @@ type EntryReport struct {
 	Err        error
 	Expires    time.Time
 	Containers int // live containers whose ticket the pass replaced
-	Leases     int // ECS lease tickets the pass replaced
+	// Previous: the entry's ticket was last fetched with the gMSA's
+	// previous password (Entry.Previous).
+	Previous bool
+	Leases   int // ECS lease tickets the pass replaced
 }
 
 // RenewReport is what a pass did.
@@ -211,6 +214,7 @@ func (req *RenewRequest) entry(ctx context.Context, s *store.Store, key string, 
 		}
 		r.Outcome, r.Expires = e.Outcome, e.Expires
 	}
+	r.Previous = e.Previous
 	if r.Outcome == "valid" || r.Outcome == "unused" {
 		e.Outcome, e.Error = r.Outcome, ""
 		_ = s.PutEntry(e)
@@ -298,6 +302,7 @@ func (req *RenewRequest) refresh(ctx context.Context, e *store.Entry, ticket []b
 	}
 	ne := *e
 	ne.Fetched, ne.Expires, ne.DC, ne.Outcome, ne.Error = now.UTC(), res.Expires.UTC(), res.DC, "fetched", ""
+	ne.Previous = res.Previous
 	ne.RenewTill = time.Time{}
 	if len(res.Cache.Credentials) > 0 {
 		ne.RenewTill = res.Cache.Credentials[0].RenewTill.UTC()

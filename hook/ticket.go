@@ -71,7 +71,7 @@ func Ticket(ctx context.Context, s *store.Store, req TicketRequest) (*TicketResu
 		return nil, err
 	}
 	e := req.Entry
-	e.Key, e.Account, e.Realm, e.DC = req.Key, res.Account, res.Realm, res.DC
+	e.Key, e.Account, e.Realm, e.DC, e.Previous = req.Key, res.Account, res.Realm, res.DC, res.Previous
 	e.Fetched, e.Expires, e.Outcome, e.Error = now.UTC(), res.Expires.UTC(), "fetched", ""
 	e.Renewed, e.RenewTill = time.Time{}, time.Time{}
 	if len(res.Cache.Credentials) > 0 && !res.Cache.Credentials[0].RenewTill.IsZero() {

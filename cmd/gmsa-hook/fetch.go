@@ -57,10 +57,17 @@ func runFetch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "wrote ticket for %s@%s (kvno %d, from %s) to %s, valid until %s\n",
-		res.Account, res.Realm, res.KVNO, res.DC, *out, res.Expires.Local().Format(time.RFC3339))
+	how := ""
+	if res.Previous {
+		how = ", with the previous password: " + previousWhy
+	}
+	fmt.Fprintf(stdout, "wrote ticket for %s@%s (kvno %d, from %s%s) to %s, valid until %s\n",
+		res.Account, res.Realm, res.KVNO, res.DC, how, *out, res.Expires.Local().Format(time.RFC3339))
 	return nil
 }
+
+// previousWhy says what a ticket got with the previous password means.
+const previousWhy = "the KDC refused the current one, as a domain controller that has not yet applied the password rotation does; the next fetch tries the current one again"
 
 func loadConfig(path string) (config.Config, error) {
 	if path == "" {
@@ -79,6 +86,7 @@ func logFetch(path, source string, res *fetcher.Result, fetchErr error, total ti
 			steps = append(steps, slog.Float64(s.Name, ms(s.Elapsed)))
 		}
 		attrs = append(attrs, slog.String("account", res.Account+"@"+res.Realm), slog.String("dc", res.DC),
+			slog.Int("kvno", res.KVNO), slog.Bool("previous_password", res.Previous),
 			slog.Time("expires", res.Expires), slog.Group("steps_ms", steps...))
 	}
 	attrs = append(attrs, slog.Float64("elapsed_ms", ms(total)))

@@ -54,6 +54,7 @@ var hintTable = []hint{
 	{fetcher.ErrUnreachable, "check that the domain controllers answer on ports 88 and 389 (636 with ldaps) from this host"},
 	{fetcher.ErrDeadline, "check that the domain controllers answer, or raise \"timeout\" in the config file (keep it below the runtime's hook timeout)"},
 	{fetcher.ErrKeytab, "join the host to the domain, or point --keytab (\"keytab\" in the config file) at the machine account's keytab"},
+	{fetcher.ErrKeysRefused, "this KDC has neither password the LDAP server gave: its copy of the account is behind (replication after a rotation), or the password was reset outside its rotation; name one writable domain controller in domain_controllers, or wait for replication"},
 	{kdc.ErrBadCredentials, "check the reader's password in its secret, or re-export the host keytab if the machine password changed"},
 	{kdc.ErrUnknownPrincipal, "check the user name and domainName in the secret, or the keytab's principal"},
 	{kdc.ErrRevoked, "the account is disabled or locked out in Active Directory: enable or unlock it"},

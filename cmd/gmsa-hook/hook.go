@@ -76,6 +76,9 @@ func logRun(path string, rep *hook.Report, runErr error) {
 		attrs = append(attrs, slog.String("account", rep.Account), slog.Int("uid", rep.Owner.UID),
 			slog.Int("gid", rep.Owner.GID), slog.Time("expires", rep.Expires))
 	}
+	if rep.Previous {
+		attrs = append(attrs, slog.Bool("previous_password", true))
+	}
 	if rep.Rule != "" {
 		attrs = append(attrs, slog.String("rule", rep.Rule))
 	}

@@ -73,6 +73,9 @@ func printPass(w io.Writer, rep *hook.RenewReport) {
 		if !e.Expires.IsZero() && e.Outcome != "removed" {
 			line += ", valid until " + e.Expires.Local().Format(time.RFC3339)
 		}
+		if e.Previous && e.Outcome == "fetched" {
+			line += ", with the previous password (" + previousWhy + ")"
+		}
 		if e.Containers > 0 {
 			line += fmt.Sprintf(", written to %d containers", e.Containers)
 		}
@@ -231,9 +234,18 @@ func runStatus(_ context.Context, args []string, stdout, stderr io.Writer) error
 	tw = tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "CACHE\tGMSA\tEXPIRES\tRENEW-TILL\tLAST\tERROR")
 	for _, e := range st.Cache {
-		fmt.Fprintf(tw, "%s\t%s@%s\t%s\t%s\t%s\t%s\n", e.Key[:12], e.Account, e.Realm, stamp(e.Expires), stamp(e.RenewTill), dash(e.Outcome), dash(e.Error))
+		fmt.Fprintf(tw, "%s\t%s@%s\t%s\t%s\t%s\t%s\n", e.Key[:12], e.Account, e.Realm, stamp(e.Expires), stamp(e.RenewTill), lastOf(e), dash(e.Error))
 	}
 	return tw.Flush()
+}
+
+// lastOf is a cache entry's LAST column: the pass's outcome, and whether
+// its ticket came with the previous password.
+func lastOf(e store.Entry) string {
+	if e.Previous {
+		return dash(e.Outcome) + " (previous password)"
+	}
+	return dash(e.Outcome)
 }
 
 func stamp(t time.Time) string {

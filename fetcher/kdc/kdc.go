@@ -144,6 +144,10 @@ type Ticket struct {
 	AuthTime, StartTime, EndTime, RenewTill time.Time
 	Flags                                   asn1.BitString // the ticket flags, as sent
 	KDC                                     string         // the KDC that issued it
+	// KVNO is the version of the client key that a login reply was
+	// encrypted with, as the KDC says (0 when it does not, or for a TGS
+	// reply, which is encrypted with the session key).
+	KVNO int
 }
 
 // KeyFunc returns the client's long-term key for an etype and salt. It
@@ -376,7 +380,12 @@ func (c *Client) asTicket(rep messages.ASRep, kdc string, req messages.ASReq, ke
 	if enc.Nonce != req.ReqBody.Nonce {
 		return nil, fmt.Errorf("kdc %s: login reply does not answer our request (nonce mismatch)", kdc)
 	}
-	return c.ticket(rep.CName, rep.CRealm, rep.Ticket, enc, kdc)
+	t, err := c.ticket(rep.CName, rep.CRealm, rep.Ticket, enc, kdc)
+	if err != nil {
+		return nil, err
+	}
+	t.KVNO = rep.EncPart.KVNO
+	return t, nil
 }
 
 func (c *Client) ticket(cname types.PrincipalName, crealm string, tkt messages.Ticket, enc messages.EncKDCRepPart, kdc string) (*Ticket, error) {

@@ -32,13 +32,18 @@ type Entry struct {
 	// the ECS agent's request and were not kept: the renewal pass renews
 	// the ticket but cannot fetch it anew (the agent's
 	// RenewNonDomainJoinedKerberosLease does).
-	ReaderGiven bool      `json:"reader_given,omitempty"`
-	Config      string    `json:"config,omitempty"` // the configuration file it was fetched with
-	DC          string    `json:"dc,omitempty"`     // where the password was last read
-	Fetched     time.Time `json:"fetched"`          // the last password read (a full fetch)
-	Renewed     time.Time `json:"renewed,omitzero"` // the last TGS renewal
-	Expires     time.Time `json:"expires"`
-	RenewTill   time.Time `json:"renew_till,omitzero"`
+	ReaderGiven bool   `json:"reader_given,omitempty"`
+	Config      string `json:"config,omitempty"` // the configuration file it was fetched with
+	DC          string `json:"dc,omitempty"`     // where the password was last read
+	// Previous says that the last fetch's ticket came with the gMSA's
+	// previous password: the KDC refused the current one, as a DC that has
+	// not yet applied the domain's rotation does. The next fetch tries the
+	// current password first again.
+	Previous  bool      `json:"previous_password,omitempty"`
+	Fetched   time.Time `json:"fetched"`          // the last password read (a full fetch)
+	Renewed   time.Time `json:"renewed,omitzero"` // the last TGS renewal
+	Expires   time.Time `json:"expires"`
+	RenewTill time.Time `json:"renew_till,omitzero"`
 	// Outcome of the last renewal pass for this entry: "fetched",
 	// "renewed", "valid" or "failed"; Error is the failure's one line.
 	Outcome string    `json:"outcome,omitempty"`

@@ -10,7 +10,7 @@
 //	probe: uid=1000 read-only
 //	probe: ok client=webapp01$@CORP.EXAMPLE.TEST service=ldap/dc1.corp.example.test@CORP.EXAMPLE.TEST etype=18
 //	probe: denied: open ...: permission denied
-//	probe: tgt end=1764612345                     (the cached TGT's end time, Unix seconds)
+//	probe: tgt end=1764612345 auth=1764576345     (the cached TGT's end and authentication times, Unix seconds)
 //	probe: watched 5123 reads, 3 tickets, 0 bad   (-watch: read until stdin closes)
 package main
 
@@ -106,7 +106,7 @@ func probe(path, kdc, realm, spn string, expectDenied bool) error {
 	}
 	for _, c := range cc.GetEntries() {
 		if len(c.Server.PrincipalName.NameString) > 0 && c.Server.PrincipalName.NameString[0] == "krbtgt" {
-			fmt.Printf("probe: tgt end=%d\n", c.EndTime.Unix())
+			fmt.Printf("probe: tgt end=%d auth=%d\n", c.EndTime.Unix(), c.AuthTime.Unix())
 		}
 	}
 	cl, err := client.NewFromCCache(cc, cfg, client.DisablePAFXFAST(true))
