@@ -52,6 +52,12 @@ var Stages = container.Stages
 // ErrRunDir marks an unusable run_dir (container.ErrRunDir).
 var ErrRunDir = container.ErrRunDir
 
+// MountPoint is where the ticket directory appears in the container.
+const MountPoint = container.MountPoint
+
+// ErrMount marks a failed mount of the ticket directory.
+var ErrMount = container.ErrMount
+
 // ErrNoTicket marks a labelled container that reached createContainer
 // without a ticket: the createRuntime (or prestart) hook did not run.
 var ErrNoTicket = errors.New("labelled container without a ticket")
@@ -375,7 +381,7 @@ func (r *Request) mount(st *container.State, rep *Report, t time.Time) error {
 			return err
 		}
 		t = rep.step("config", t)
-		if err := mountTicketDir(src, rootfs); err != nil {
+		if err := container.MountTicketDir(src, rootfs); err != nil {
 			return err
 		}
 		rep.step("mount", t)

@@ -60,6 +60,18 @@ func TestHookTicketInContainer(t *testing.T) {
 			if stages["createRuntime"] != 2 || stages["createContainer"] != 2 || stages["poststop"] != 2 {
 				t.Errorf("stages run: %v, want each twice", stages)
 			}
+
+			// No debug log: createContainer's mount and poststop are
+			// quick runs (package quick), the same ticket in the same place.
+			quiet := newHookEnv(t, d, map[string]any{"log_file": ""})
+			id := "ticket-quiet-" + name
+			b := quiet.bundle(t, container{args: []string{"/probe"}, uid: 1000, gid: 1000,
+				annotations: map[string]string{"credentialspec": d.Credspec("webapp01-domainless")}})
+			out, err := rt.exec(t, "run", "--bundle", b, id)
+			if err != nil || !strings.Contains(out, "probe: uid=1000 read-only\n") || !strings.Contains(out, probeOK(d)) {
+				t.Errorf("%s, no debug log: %v\n%s", id, err, out)
+			}
+			quiet.assertClean(t, rt, id)
 		})
 	}
 }

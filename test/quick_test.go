@@ -1,7 +1,10 @@
 package test
 
 import (
+	"bytes"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -70,5 +73,72 @@ func TestUnlabelledRunSkipsHeavyInit(t *testing.T) {
 	}
 	if entries, _ := os.ReadDir(filepath.Join(runDir, "containers")); len(entries) != 0 {
 		t.Errorf("left in the run directory: %v", entries)
+	}
+}
+
+// TestLabelledMountIsQuick: a labelled container's createContainer, its
+// ticket directory placed at createRuntime and no debug log asked for, is
+// done before the heavy packages are initialised: the real binary, in a
+// mount namespace of the test's own, mounts the directory read-only where
+// the container looks. A mount that fails is done again by the full run,
+// which reports it and removes the directory.
+func TestLabelledMountIsQuick(t *testing.T) {
+	if _, err := exec.LookPath("unshare"); err != nil {
+		needCI(t, "unshare is not installed (util-linux)")
+	}
+	dir := t.TempDir()
+	runDir := filepath.Join(dir, "run")
+	cfg := writeJSON(t, dir, "config.json", map[string]any{"run_dir": runDir}, 0o600)
+	heavy := []string{"init net/http ", "init github.com/aws/aws-sdk-go-v2/service/ssm/", "init crypto/tls ", "init google.golang.org/grpc "}
+	mount := func(id, rootfsSetup string) (string, string) {
+		t.Helper()
+		bundle := filepath.Join(dir, id)
+		rootfs := filepath.Join(bundle, "rootfs")
+		os.MkdirAll(rootfs, 0o755)
+		if rootfsSetup != "" {
+			os.MkdirAll(filepath.Join(rootfs, "var", "credentials-fetcher"), 0o755)
+			os.WriteFile(filepath.Join(rootfs, "var", "credentials-fetcher", "krbdir"), []byte(rootfsSetup), 0o644)
+		}
+		os.WriteFile(filepath.Join(bundle, "config.json"), []byte(`{"ociVersion":"1.0.2","root":{"path":"rootfs"},"process":{"user":{"uid":0,"gid":0}}}`), 0o644)
+		cdir := containerDir(runDir, id, bundle)
+		os.MkdirAll(filepath.Join(cdir, "krbdir"), 0o755)
+		os.WriteFile(filepath.Join(cdir, "meta.json"), []byte(`{}`), 0o600)
+		os.WriteFile(filepath.Join(cdir, "krbdir", "krb5cc"), []byte("the ticket of "+id), 0o644)
+		state := filepath.Join(dir, id+".state")
+		os.WriteFile(state, []byte(`{"ociVersion":"1.0.2","id":"`+id+`","status":"creating","pid":1,"bundle":"`+bundle+`","annotations":{"credentialspec":"file://x.json"}}`), 0o644)
+		script := fmt.Sprintf(`GODEBUG=inittrace=1 %s hook createContainer --config %s <%s; echo "rc=$?" >&2; cat %s/var/credentials-fetcher/krbdir/krb5cc`,
+			gmsaHook(t), cfg, state, rootfs)
+		cmd := exec.Command("unshare", "--mount", "--propagation", "private", "/bin/sh", "-c", script)
+		var o, e bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &o, &e
+		cmd.Run()
+		return o.String(), e.String()
+	}
+
+	out, trace := mount("quickmount", "")
+	if !strings.Contains(trace, "rc=0") || out != "the ticket of quickmount" {
+		t.Fatalf("labelled createContainer: the container sees %q\n%s", out, trace)
+	}
+	if !strings.Contains(trace, "init encoding/json ") {
+		t.Fatalf("no init trace:\n%s", trace)
+	}
+	for _, h := range heavy {
+		if strings.Contains(trace, h) {
+			t.Errorf("labelled createContainer: %q was initialised", strings.TrimSpace(h))
+		}
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "quickmount", "rootfs", "var", "credentials-fetcher", "krbdir", "krb5cc")); err == nil {
+		t.Errorf("the mount is visible outside the container's namespace: %q", b)
+	}
+
+	out, trace = mount("failedmount", "a file where the mount point goes")
+	if strings.Contains(trace, "rc=0") || !strings.Contains(trace, "gmsa-hook: error: container failedmount: cannot mount the ticket directory onto /var/credentials-fetcher/krbdir") {
+		t.Errorf("a failed mount: want the full run's error, got %q\n%s", out, trace)
+	}
+	if !strings.Contains(trace, "init crypto/tls ") {
+		t.Errorf("a failed mount was not done again by the full run:\n%s", trace)
+	}
+	if _, err := os.Lstat(containerDir(runDir, "failedmount", filepath.Join(dir, "failedmount"))); !os.IsNotExist(err) {
+		t.Errorf("a failed mount left the container's directory: %v", err)
 	}
 }

@@ -26,11 +26,12 @@ func ReadConfig(bundle string) (*Config, error) {
 // whether it is done. For a container without a label as far as files
 // tell, and nothing of it in the run directory, every stage has nothing to
 // do, which is what package hook concludes without asking containerd. At
-// poststop, a container's directory is removed, as package hook does,
-// unless the run directory is unusable or another container's running
-// process holds it. Any
-// doubt, or any error, is false: the full hook run decides, does the
-// stage, and reports what is wrong.
+// createContainer, a labelled container whose ticket directory
+// createRuntime placed gets it mounted (MountTicketDir), as package hook
+// does. At poststop, a container's directory is removed, as package hook
+// does, unless the run directory is unusable or another container's
+// running process holds it. Any doubt, or any error, is false: the full
+// hook run decides, does the stage again, and reports what is wrong.
 func QuickRun(stage Stage, st *State, runDir string) bool {
 	if !path.IsAbs(runDir) {
 		return false
@@ -49,7 +50,22 @@ func QuickRun(stage Stage, st *State, runDir string) bool {
 		// the full run's to remove.
 		return absent(Dir(runDir, st.ID, st.Bundle))
 	case CreateContainer:
-		return st.Annotations[Key] == "" && absent(TicketDir(runDir, st.ID, st.Bundle))
+		src := TicketDir(runDir, st.ID, st.Bundle)
+		if absent(src) {
+			return st.Annotations[Key] == ""
+		}
+		// Placed at createRuntime: the mount needs the bundle and the
+		// directory only. A failed mount leaves nothing mounted; the full
+		// run tries again, reports it and removes the directory.
+		cfg, err := ReadConfig(st.Bundle)
+		if err != nil {
+			return false
+		}
+		rootfs, err := cfg.Rootfs(st.Bundle)
+		if err != nil {
+			return false
+		}
+		return MountTicketDir(src, rootfs) == nil
 	case Poststop:
 		// A directory another container's process holds is the full run's
 		// to keep and report.

@@ -11,8 +11,11 @@
 // init can end such a run with exit status 0.
 //
 // It does only what needs nothing but files (container.QuickRun): nothing,
-// for a container without the label, and removing a stopped container's
-// directory at poststop. Whatever it is unsure of, or finds wrong, it
+// for a container without the label; mounting a labelled container's
+// ticket directory at createContainer, once createRuntime has placed it;
+// and removing a stopped container's directory at poststop. A labelled
+// container thus pays the full initialisation once, at createRuntime,
+// where the ticket is got. Whatever it is unsure of, or finds wrong, it
 // leaves to the full run, which gets the container state it read back from
 // Stdin and reports any problem.
 //

@@ -1,4 +1,4 @@
-package hook
+package container
 
 import (
 	"errors"
@@ -126,7 +126,7 @@ func TestMountTicketDir(t *testing.T) {
 			if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
 				return err
 			}
-			if err := mountTicketDir(src, rootfs); err != nil {
+			if err := MountTicketDir(src, rootfs); err != nil {
 				return err
 			}
 			target := filepath.Join(rootfs, "credentials-fetcher", "krbdir")
@@ -286,7 +286,7 @@ func TestMountRefusesOtherFilesystems(t *testing.T) {
 					if err != nil {
 						return err
 					}
-					err = mountTicketDir(src, rootfs)
+					err = MountTicketDir(src, rootfs)
 					want := "cannot mount the ticket directory onto /var/credentials-fetcher/krbdir in " + rootfs + ": " + tt.want
 					if walk == "no openat2" && tt.walk != "" {
 						want = "cannot mount the ticket directory onto /var/credentials-fetcher/krbdir in " + rootfs + ": " + tt.walk
@@ -318,7 +318,7 @@ func TestMountTicketDirWithoutOpenat2(t *testing.T) {
 		t.Fatal(err)
 	}
 	inMountNS(t, func() error {
-		if err := mountTicketDir(src, rootfs); err != nil {
+		if err := MountTicketDir(src, rootfs); err != nil {
 			return err
 		}
 		if b, err := os.ReadFile(filepath.Join(rootfs, "var/credentials-fetcher/krbdir/krb5cc")); err != nil || string(b) != "ticket" {

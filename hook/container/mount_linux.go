@@ -1,4 +1,4 @@
-package hook
+package container
 
 // Linux only: the createContainer stage bind-mounts the ticket directory
 // into the container's rootfs with mount(2) and openat2(2).
@@ -20,7 +20,7 @@ const MountPoint = "/var/credentials-fetcher/krbdir"
 // ErrMount marks a failed mount of the ticket directory.
 var ErrMount = errors.New("cannot mount the ticket directory")
 
-// mountTicketDir binds src read-only onto MountPoint inside rootfs. It runs
+// MountTicketDir binds src read-only onto MountPoint inside rootfs. It runs
 // at createContainer, inside the container's mount namespace before
 // pivot_root, where both the host's src and the rootfs are visible; the
 // host never sees the mount, so there is nothing to unmount later.
@@ -32,7 +32,7 @@ var ErrMount = errors.New("cannot mount the ticket directory")
 // directory be made there), created when missing (an empty directory in
 // the container's writable layer), and mounted through its /proc/self/fd
 // path so the kernel mounts on exactly what was resolved.
-func mountTicketDir(src, rootfs string) error {
+func MountTicketDir(src, rootfs string) error {
 	fail := func(step string, err error) error {
 		return fmt.Errorf("%w onto %s in %s: %s: %w", ErrMount, MountPoint, rootfs, step, err)
 	}
