@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -85,13 +84,9 @@ func (s *Store) Get(key string) (*Entry, []byte, error) {
 		return nil, nil, fmt.Errorf("cache key %q: %w", key, fs.ErrInvalid)
 	}
 	dir := s.entryDir(key)
-	b, err := container.ReadSmall(filepath.Join(dir, EntryFile))
-	if err != nil {
-		return nil, nil, err
-	}
 	var e Entry
-	if err := json.Unmarshal(b, &e); err != nil {
-		return nil, nil, fmt.Errorf("%s: %v", filepath.Join(dir, EntryFile), container.JSONProblem(err))
+	if err := readJSON(filepath.Join(dir, EntryFile), &e); err != nil {
+		return nil, nil, err
 	}
 	t, err := container.ReadSmall(filepath.Join(dir, TicketFile))
 	if err != nil {
@@ -120,15 +115,7 @@ func (s *Store) Put(e *Entry, ticket []byte) error {
 
 // PutEntry replaces an entry's description only.
 func (s *Store) PutEntry(e *Entry) error {
-	b, err := json.MarshalIndent(e, "", "\t")
-	if err != nil {
-		return err
-	}
-	file := filepath.Join(s.entryDir(e.Key), EntryFile)
-	if err := WriteFile(file, append(b, '\n'), 0o600, -1, -1); err != nil {
-		return fmt.Errorf("write %s: %w", file, err)
-	}
-	return nil
+	return writeJSON(filepath.Join(s.entryDir(e.Key), EntryFile), e)
 }
 
 // Remove deletes a cache entry.

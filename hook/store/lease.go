@@ -3,15 +3,12 @@ package store
 import (
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"time"
-
-	"github.com/gmsa-hook/gmsa-hook/hook/container"
 )
 
 // Names of the leases part of the layout.
@@ -128,27 +125,14 @@ func ReplaceLeaseTicket(leaseDir, name string, ticket []byte) error {
 
 // WriteLease replaces a lease's lease.json.
 func WriteLease(dir string, l *Lease) error {
-	b, err := json.MarshalIndent(l, "", "\t")
-	if err != nil {
-		return err
-	}
-	file := filepath.Join(dir, LeaseFile)
-	if err := WriteFile(file, append(b, '\n'), 0o600, -1, -1); err != nil {
-		return fmt.Errorf("write %s: %w", file, err)
-	}
-	return nil
+	return writeJSON(filepath.Join(dir, LeaseFile), l)
 }
 
 // ReadLease reads a lease's lease.json.
 func ReadLease(dir string) (*Lease, error) {
-	file := filepath.Join(dir, LeaseFile)
-	b, err := container.ReadSmall(file)
-	if err != nil {
-		return nil, err
-	}
 	var l Lease
-	if err := json.Unmarshal(b, &l); err != nil {
-		return nil, fmt.Errorf("%s: %v", file, container.JSONProblem(err))
+	if err := readJSON(filepath.Join(dir, LeaseFile), &l); err != nil {
+		return nil, err
 	}
 	return &l, nil
 }

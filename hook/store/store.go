@@ -39,7 +39,6 @@
 package store
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -172,29 +171,16 @@ type Meta struct {
 
 // ReadMeta reads the meta.json of a container directory.
 func ReadMeta(dir string) (*Meta, error) {
-	file := filepath.Join(dir, container.MetaFile)
-	b, err := container.ReadSmall(file)
-	if err != nil {
-		return nil, err
-	}
 	var m Meta
-	if err := json.Unmarshal(b, &m); err != nil {
-		return nil, fmt.Errorf("%s: %v", file, container.JSONProblem(err))
+	if err := readJSON(filepath.Join(dir, container.MetaFile), &m); err != nil {
+		return nil, err
 	}
 	return &m, nil
 }
 
 // WriteMeta replaces a container directory's meta.json.
 func WriteMeta(dir string, m *Meta) error {
-	b, err := json.MarshalIndent(m, "", "\t")
-	if err != nil {
-		return err
-	}
-	file := filepath.Join(dir, container.MetaFile)
-	if err := WriteFile(file, append(b, '\n'), 0o600, -1, -1); err != nil {
-		return fmt.Errorf("write %s: %w", file, err)
-	}
-	return nil
+	return writeJSON(filepath.Join(dir, container.MetaFile), m)
 }
 
 // Place writes a container's ticket (an MIT ccache) and meta.json into a
