@@ -19,6 +19,7 @@ import (
 type Domain struct {
 	Dir                            string // state dir, e.g. /var/lib/gmsa-hook-test
 	Realm, DNSDomain, DCHost       string
+	BaseDN, Group                  string // the domain's DN; the group that may read gMSA passwords
 	ReaderUser, ReaderPassword     string
 	OutsiderUser, OutsiderPassword string
 	AdminPassword                  string
@@ -52,6 +53,7 @@ func testDomain(t testing.TB) *Domain {
 	}
 	return &Domain{
 		Dir: testdomain.Dir(), Realm: env["REALM"], DNSDomain: env["DOMAIN_DNS"], DCHost: env["DC_HOST"],
+		BaseDN: env["BASE_DN"], Group: env["GMSA_GROUP"],
 		ReaderUser: env["READER_USER"], ReaderPassword: env["READER_PASSWORD"],
 		OutsiderUser: env["OUTSIDER_USER"], OutsiderPassword: env["OUTSIDER_PASSWORD"],
 		AdminPassword: env["ADMIN_PASSWORD"], KRB5Config: env["KRB5_CONFIG"],

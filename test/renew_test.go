@@ -85,15 +85,32 @@ func gmsaHookCmd(t *testing.T, args ...string) (string, error) {
 	return string(out), err
 }
 
+var probeTGT = regexp.MustCompile(`probe: tgt end=(\d+) auth=(\d+)`)
+
 // tgtEnd is the TGT end time the probe printed.
-func tgtEnd(t *testing.T, out string) int64 {
+func tgtEnd(t *testing.T, out string) int64 { return tgtTimes(t, out)[0] }
+
+// tgtAuth is the TGT's authentication time the probe printed: a fresh login
+// (a password used) moves it, a TGS renewal does not.
+func tgtAuth(t *testing.T, out string) int64 { return tgtTimes(t, out)[1] }
+
+func tgtTimes(t *testing.T, out string) [2]int64 {
 	t.Helper()
-	m := regexp.MustCompile(`probe: tgt end=(\d+)`).FindStringSubmatch(out)
+	m := probeTGT.FindStringSubmatch(out)
 	if m == nil {
-		t.Fatalf("no tgt end in the probe's output:\n%s", out)
+		t.Fatalf("no tgt times in the probe's output:\n%s", out)
 	}
-	v, _ := strconv.ParseInt(m[1], 10, 64)
-	return v
+	end, _ := strconv.ParseInt(m[1], 10, 64)
+	auth, _ := strconv.ParseInt(m[2], 10, 64)
+	return [2]int64{end, auth}
+}
+
+// pastSecond waits until the clock is past Unix second s: the KDC stamps
+// tickets to the second, so a ticket got after it has a later time.
+func pastSecond(s int64) {
+	for time.Now().Unix() <= s {
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // status reads gmsa-hook status --json.
@@ -126,12 +143,16 @@ type Status struct {
 		Alive    bool      `json:"alive"`
 		CacheKey string    `json:"cache_key"`
 	} `json:"containers"`
-	Cache []struct {
-		Key     string    `json:"key"`
-		Account string    `json:"account"`
-		Expires time.Time `json:"expires"`
-		Outcome string    `json:"outcome"`
-	} `json:"cache"`
+	Cache []CacheStatus `json:"cache"`
+}
+
+// CacheStatus is one cache entry in status --json.
+type CacheStatus struct {
+	Key      string    `json:"key"`
+	Account  string    `json:"account"`
+	Expires  time.Time `json:"expires"`
+	Outcome  string    `json:"outcome"`
+	Previous bool      `json:"previous_password"`
 }
 
 // TestRenewRunningContainer: a detached container as uid 1000 sees its
@@ -161,9 +182,7 @@ func TestRenewRunningContainer(t *testing.T) {
 	file := filepath.Join(containerDir(env.runDir, ids[0], bundles[0]), "krbdir", "krb5cc")
 	st0 := stat(t, file)
 	// The KDC stamps tickets to the second: let one pass.
-	for time.Now().Unix() <= end0-10*3600 {
-		time.Sleep(100 * time.Millisecond)
-	}
+	pastSecond(end0 - 10*3600)
 
 	count.reset(t)
 	out, err := gmsaHookCmd(t, "renew", "--config", env.config, "--threshold", "11h")

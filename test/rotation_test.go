@@ -15,11 +15,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
-	"strconv"
 	"strings"
 	"testing"
-	"time"
 )
 
 // rotationDC drives test/testdomain/rotation.py and samba-tool against the
@@ -88,7 +85,7 @@ func (r rotationDC) newGMSA(t *testing.T, d *Domain, name, dir string) string {
 	})
 	r.tool(t, "user", "enable", name+"$")
 	r.tool(t, "service-account", "group-msa-membership", "add", "--name="+name,
-		"--principal=CN=WebAppGmsaPrincipals,CN=Users,"+baseDN(d))
+		"--principal=CN="+d.Group+",CN=Users,"+d.BaseDN)
 	tmpl, err := os.ReadFile(d.Credspec("webapp01-domainless"))
 	if err != nil {
 		t.Fatal(err)
@@ -98,28 +95,6 @@ func (r rotationDC) newGMSA(t *testing.T, d *Domain, name, dir string) string {
 		t.Fatal(err)
 	}
 	return file
-}
-
-func baseDN(d *Domain) string {
-	parts := strings.Split(d.DNSDomain, ".")
-	for i, p := range parts {
-		parts[i] = "DC=" + p
-	}
-	return strings.Join(parts, ",")
-}
-
-var probeAuth = regexp.MustCompile(`probe: tgt end=\d+ auth=(\d+)`)
-
-// tgtAuth is the TGT's authentication time the probe printed: a fresh login
-// (a password used) moves it, a TGS renewal does not.
-func tgtAuth(t *testing.T, out string) int64 {
-	t.Helper()
-	m := probeAuth.FindStringSubmatch(out)
-	if m == nil {
-		t.Fatalf("no tgt auth time in the probe's output:\n%s", out)
-	}
-	v, _ := strconv.ParseInt(m[1], 10, 64)
-	return v
 }
 
 // TestPasswordRotation: a detached uid-1000 container keeps working across
@@ -163,9 +138,7 @@ func TestPasswordRotation(t *testing.T) {
 
 	// A TGS renewal would keep the old login; a threshold beyond renew-till
 	// makes the pass fetch anew: a password read, the new password's login.
-	for time.Now().Unix() <= auth0 {
-		time.Sleep(100 * time.Millisecond) // the KDC stamps tickets to the second
-	}
+	pastSecond(auth0)
 	renewAll := func() string {
 		t.Helper()
 		out, err := gmsaHookCmd(t, "renew", "--config", env.config, "--threshold", "240h")
@@ -197,9 +170,7 @@ func TestPasswordRotation(t *testing.T) {
 	// A DC that has not applied the rotation: LDAP gives the new password
 	// as current, the KDC knows only the previous one.
 	dc.script(t, "lag", sam)
-	for time.Now().Unix() <= auth1 {
-		time.Sleep(100 * time.Millisecond)
-	}
+	pastSecond(auth1)
 	out = renewAll()
 	if !strings.Contains(out, "with the previous password") {
 		t.Errorf("renew did not say the ticket came with the previous password:\n%s", out)
@@ -224,9 +195,7 @@ func TestPasswordRotation(t *testing.T) {
 
 	// The KDC catches up: the next fetch uses the current password again.
 	dc.script(t, "catch-up", sam)
-	for time.Now().Unix() <= auth2 {
-		time.Sleep(100 * time.Millisecond)
-	}
+	pastSecond(auth2)
 	if out = renewAll(); strings.Contains(out, "previous password") {
 		t.Errorf("after the KDC caught up, renew still used the previous password:\n%s", out)
 	}
@@ -238,30 +207,13 @@ func TestPasswordRotation(t *testing.T) {
 }
 
 // cacheEntry is status --json's cache entry for a gMSA.
-func cacheEntry(t *testing.T, env hookEnv, sam string) (e struct {
-	Account  string `json:"account"`
-	Outcome  string `json:"outcome"`
-	Previous bool   `json:"previous_password"`
-}) {
+func cacheEntry(t *testing.T, env hookEnv, sam string) CacheStatus {
 	t.Helper()
-	out, err := exec.Command(gmsaHook(t), "status", "--json", "--config", env.config).Output()
-	if err != nil {
-		t.Fatalf("gmsa-hook status: %v", err)
-	}
-	var s struct {
-		Cache []json.RawMessage `json:"cache"`
-	}
-	if err := json.Unmarshal(out, &s); err != nil {
-		t.Fatalf("status json: %v\n%s", err, out)
-	}
-	for _, raw := range s.Cache {
-		if err := json.Unmarshal(raw, &e); err != nil {
-			t.Fatal(err)
-		}
+	for _, e := range statusOf(t, env).Cache {
 		if e.Account == sam {
 			return e
 		}
 	}
-	t.Fatalf("no cache entry for %s in status:\n%s", sam, out)
-	return e
+	t.Fatalf("no cache entry for %s in status", sam)
+	return CacheStatus{}
 }
