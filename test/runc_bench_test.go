@@ -253,16 +253,21 @@ func msStr(d time.Duration) string {
 
 // emptyGoProgram builds a static Go program that does nothing.
 func emptyGoProgram(b *testing.B) string {
+	return buildGoProgram(b, "empty", "package main\n\nfunc main() {}\n")
+}
+
+// buildGoProgram builds a one-file static Go program, main.go being src.
+func buildGoProgram(b *testing.B, name, src string) string {
 	dir := b.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "main.go"), []byte("package main\n\nfunc main() {}\n"), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "main.go"), []byte(src), 0o644); err != nil {
 		b.Fatal(err)
 	}
-	os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module empty\n\ngo 1.22\n"), 0o644)
-	cmd := exec.Command("go", "build", "-o", "empty", ".")
+	os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module "+name+"\n\ngo 1.22\n"), 0o644)
+	cmd := exec.Command("go", "build", "-o", name, ".")
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
-		b.Fatalf("build empty program: %v\n%s", err, out)
+		b.Fatalf("build %s program: %v\n%s", name, err, out)
 	}
-	return filepath.Join(dir, "empty")
+	return filepath.Join(dir, name)
 }
