@@ -100,16 +100,10 @@ func describe(ctx context.Context, req DescribeRequest) (*Description, error) {
 	}
 	out := &Description{Reader: strings.Trim(rd.name(), `"`)}
 	tm.lap("credspec")
-	d, err := cfg.locate(ctx, domain, realm)
+	d, s, err := cfg.logIn(ctx, domain, realm, rd, req.Now, tm)
 	if err != nil {
-		return nil, &Error{Step: "find domain controllers of " + domain, Err: err, Phase: PhaseLocate}
-	}
-	tm.lap("locate")
-	s := cfg.session(d, rd, req.Now)
-	if err := s.login(ctx); err != nil {
 		return nil, err
 	}
-	tm.lap("login")
 	var bound bool
 	host, err := cfg.eachDC(ctx, d, func(ctx context.Context, host string) error {
 		l, bounded, err := cfg.bind(ctx, d, host, s.ticket)

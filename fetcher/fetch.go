@@ -176,16 +176,10 @@ func fetch(ctx context.Context, req Request) (*Result, error) {
 	readerName := rd.name()
 	tm.lap("credspec")
 
-	d, err := cfg.locate(ctx, domain, realm)
+	d, s, err := cfg.logIn(ctx, domain, realm, rd, req.Now, tm)
 	if err != nil {
-		return nil, &Error{Step: "find domain controllers of " + domain, Err: err, Phase: PhaseLocate}
-	}
-	tm.lap("locate")
-	s := cfg.session(d, rd, req.Now)
-	if err := s.login(ctx); err != nil {
 		return nil, err
 	}
-	tm.lap("login")
 	acct, host, err := cfg.readAccount(ctx, d, s.ticket, name, domain, rd.dn)
 	var le *loginError
 	if errors.As(err, &le) {

@@ -98,6 +98,23 @@ func (c *conf) session(d *dcs, rd *reader, now func() time.Time) *session {
 			Lifetime: time.Duration(c.TicketLifetime), RenewLifetime: renew(c), Now: now, AllowRC4: c.AllowRC4}}
 }
 
+// logIn finds the domain's controllers and logs the reader in to the
+// first (session.login): the steps "locate" and "login" of a fetch or a
+// description.
+func (c *conf) logIn(ctx context.Context, domain, realm string, rd *reader, now func() time.Time, tm *timer) (*dcs, *session, error) {
+	d, err := c.locate(ctx, domain, realm)
+	if err != nil {
+		return nil, nil, &Error{Step: "find domain controllers of " + domain, Err: err, Phase: PhaseLocate}
+	}
+	tm.lap("locate")
+	s := c.session(d, rd, now)
+	if err := s.login(ctx); err != nil {
+		return nil, nil, err
+	}
+	tm.lap("login")
+	return d, s, nil
+}
+
 // ticket gets the reader's ticket for ldap/<host>. The reader needs no
 // ticket but the one for the DC's LDAP service: it asks the AS for that
 // directly, one KDC round trip instead of a login and a TGS exchange.
