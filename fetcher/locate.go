@@ -5,12 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"strconv"
 	"strings"
 	"time"
 
 	krbconfig "github.com/jcmturner/gokrb5/v8/config"
+
+	"github.com/gmsa-hook/gmsa-hook/hook/config"
 )
 
 // dcs are the domain controllers of one domain, in the order to try them.
@@ -92,13 +93,7 @@ func (c *conf) locate(ctx context.Context, domain, realm string) (*dcs, error) {
 		d.how = "dns srv records of " + domain
 		return d, nil
 	}
-	path := c.KRB5Conf
-	if path == "" {
-		path = os.Getenv("KRB5_CONFIG")
-	}
-	if path == "" {
-		path = "/etc/krb5.conf"
-	}
+	path := (*config.Config)(c).KRB5ConfOrDefault()
 	kc, err := krbconfig.Load(path)
 	if err != nil {
 		return nil, fmt.Errorf("%w: no dns srv records for %s (%v) and krb5 config %s unreadable: %v", ErrNoDC, domain, kerr, path, err)

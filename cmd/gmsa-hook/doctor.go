@@ -221,13 +221,7 @@ func stepConfig(ctx context.Context, st *doctorState) (string, error) {
 }
 
 func stepKRB5Conf(ctx context.Context, st *doctorState) (string, error) {
-	path := st.cfg.KRB5Conf
-	if path == "" {
-		path = os.Getenv("KRB5_CONFIG")
-	}
-	if path == "" {
-		path = "/etc/krb5.conf"
-	}
+	path := st.cfg.KRB5ConfOrDefault()
 	kc, err := krbconfig.Load(path)
 	if err != nil {
 		if len(st.cfg.DomainControllers) > 0 || errors.Is(err, os.ErrNotExist) {

@@ -258,6 +258,18 @@ func (c *Config) RenewThresholdOrDefault() time.Duration {
 	return DefaultRenewThreshold
 }
 
+// KRB5ConfOrDefault is the krb5.conf read for realms and KDCs: krb5_conf,
+// else $KRB5_CONFIG, else /etc/krb5.conf.
+func (c *Config) KRB5ConfOrDefault() string {
+	if c.KRB5Conf != "" {
+		return c.KRB5Conf
+	}
+	if p := os.Getenv("KRB5_CONFIG"); p != "" {
+		return p
+	}
+	return "/etc/krb5.conf"
+}
+
 // RunDirOrDefault is where per-container tickets live.
 func (c *Config) RunDirOrDefault() string {
 	if c.RunDir != "" {

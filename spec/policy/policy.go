@@ -78,15 +78,9 @@ type Checker struct {
 // else /etc/krb5.conf, as the fetch reads it; a hook has no environment)
 // count as configured domains; a krb5.conf that cannot be read adds none.
 func New(cfg config.Config) *Checker {
-	c := &Checker{p: cfg.Policy, krb5Conf: cfg.KRB5Conf}
+	c := &Checker{p: cfg.Policy, krb5Conf: cfg.KRB5ConfOrDefault()}
 	if c.p == nil {
 		c.p = &config.Policy{}
-	}
-	if c.krb5Conf == "" {
-		c.krb5Conf = os.Getenv("KRB5_CONFIG")
-	}
-	if c.krb5Conf == "" {
-		c.krb5Conf = "/etc/krb5.conf"
 	}
 	for _, d := range c.p.Domains {
 		c.domains = append(c.domains, strings.ToLower(strings.TrimSuffix(d, ".")))
