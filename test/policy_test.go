@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -113,16 +112,7 @@ func newCountingNetns(t *testing.T, d *Domain) *countingNetns {
 // packets is how many TCP and UDP packets were sent in the namespace.
 func (n *countingNetns) packets(t *testing.T) int {
 	t.Helper()
-	out, err := exec.Command("ip", "netns", "exec", n.name, "nft", "list", "table", "inet", "gmsatest").CombinedOutput()
-	if err != nil {
-		t.Fatalf("nft list: %v\n%s", err, out)
-	}
-	m := nftPackets.FindSubmatch(out)
-	if m == nil {
-		t.Fatalf("no counter in:\n%s", out)
-	}
-	c, _ := strconv.Atoi(string(m[1]))
-	return c
+	return nftCount(t, "ip", "netns", "exec", n.name, "nft", "list", "table", "inet", "gmsatest")
 }
 
 // runtime is runc started in the namespace.

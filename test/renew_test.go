@@ -55,11 +55,13 @@ func newDCCounter(t testing.TB) *dcCounter {
 
 var nftPackets = regexp.MustCompile(`packets (\d+)`)
 
-func (c *dcCounter) get(t testing.TB, name string) int {
+// nftCount runs an nft listing (argv) and reads the first counter's
+// packets from it.
+func nftCount(t testing.TB, argv ...string) int {
 	t.Helper()
-	out, err := exec.Command("nft", "list", "counter", "inet", c.table, name).CombinedOutput()
+	out, err := exec.Command(argv[0], argv[1:]...).CombinedOutput()
 	if err != nil {
-		t.Fatalf("nft list counter: %v\n%s", err, out)
+		t.Fatalf("%s: %v\n%s", strings.Join(argv, " "), err, out)
 	}
 	m := nftPackets.FindSubmatch(out)
 	if m == nil {
@@ -67,6 +69,11 @@ func (c *dcCounter) get(t testing.TB, name string) int {
 	}
 	n, _ := strconv.Atoi(string(m[1]))
 	return n
+}
+
+func (c *dcCounter) get(t testing.TB, name string) int {
+	t.Helper()
+	return nftCount(t, "nft", "list", "counter", "inet", c.table, name)
 }
 
 func (c *dcCounter) reset(t testing.TB) {
