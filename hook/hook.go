@@ -52,9 +52,6 @@ var Stages = container.Stages
 // ErrRunDir marks an unusable run_dir (container.ErrRunDir).
 var ErrRunDir = container.ErrRunDir
 
-// MountPoint is where the ticket directory appears in the container.
-const MountPoint = container.MountPoint
-
 // ErrMount marks a failed mount of the ticket directory.
 var ErrMount = container.ErrMount
 

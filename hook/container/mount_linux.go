@@ -14,12 +14,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// MountPoint is where the ticket directory appears in the container.
-const MountPoint = "/var/credentials-fetcher/krbdir"
-
-// ErrMount marks a failed mount of the ticket directory.
-var ErrMount = errors.New("cannot mount the ticket directory")
-
 // MountTicketDir binds src read-only onto MountPoint inside rootfs. It runs
 // at createContainer, inside the container's mount namespace before
 // pivot_root, where both the host's src and the rootfs are visible; the

@@ -45,7 +45,7 @@ const Name = "gmsa-runc"
 
 // KRB5CCName is what a labelled container's process gets as KRB5CCNAME
 // unless its image or its user set one.
-const KRB5CCName = "KRB5CCNAME=FILE:/var/credentials-fetcher/krbdir/krb5cc"
+const KRB5CCName = "KRB5CCNAME=FILE:" + container.MountPoint + "/krb5cc"
 
 // ErrConfig marks a wrapper configuration that cannot be used.
 var ErrConfig = errors.New("unusable runtime wrapper configuration")
