@@ -38,10 +38,11 @@ import (
 
 	"github.com/gmsa-hook/gmsa-hook/hook/atomicfile"
 	"github.com/gmsa-hook/gmsa-hook/hook/container"
+	"github.com/gmsa-hook/gmsa-hook/hook/wrapper/passthrough"
 )
 
 // Name is the name the gmsa-hook binary is linked under to be the wrapper.
-const Name = "gmsa-runc"
+const Name = passthrough.Name
 
 // KRB5CCName is what a labelled container's process gets as KRB5CCNAME
 // unless its image or its user set one.
@@ -59,7 +60,7 @@ type Config struct {
 }
 
 // ConfigPath is the configuration file of the wrapper at path.
-func ConfigPath(wrapper string) string { return wrapper + ".json" }
+func ConfigPath(wrapper string) string { return passthrough.ConfigPath(wrapper) }
 
 // Is tells a run as the wrapper from the name the binary was called by.
 func Is(argv0 string) bool { return path.Base(argv0) == Name }
@@ -112,7 +113,7 @@ func Prepare(args []string) (runtime string, argv []string, err error) {
 		return "", nil, err
 	}
 	argv = append([]string{cfg.Runtime}, args[1:]...)
-	inv, err := ParseArgs(args[1:])
+	inv, err := passthrough.ParseArgs(args[1:])
 	if err != nil {
 		return "", nil, err
 	}
@@ -129,83 +130,6 @@ func Prepare(args []string) (runtime string, argv []string, err error) {
 		return "", nil, fmt.Errorf("container %s: %w", container.Short(inv.ID), err)
 	}
 	return cfg.Runtime, argv, nil
-}
-
-// Invocation is what the wrapper needs of a runtime command line.
-type Invocation struct {
-	Command string // create, start, delete, state, ...
-	Bundle  string // create/run's --bundle, "" for the working directory
-	ID      string // the container ID of create/run
-}
-
-// Global flags of runc (and crun) that take a value; the others are
-// booleans (--debug, --systemd-cgroup). They are passed on untouched.
-var globalValueFlags = []string{"root", "log", "log-format", "criu", "rootless", "log-level", "cgroup-manager"}
-
-var globalBoolFlags = []string{"debug", "systemd-cgroup", "help", "h", "version", "v"}
-
-// Flags of create and run that take a value.
-var createValueFlags = []string{"bundle", "b", "console-socket", "pid-file", "preserve-fds"}
-
-// ParseArgs reads a runc command line (without argv[0]) as far as the
-// wrapper needs. A global flag it does not know is an error: it could take
-// a value, and guessing wrong would pass a labelled container through
-// without its hooks.
-func ParseArgs(args []string) (Invocation, error) {
-	var inv Invocation
-	i := 0
-	for ; i < len(args); i++ {
-		a := args[i]
-		if !strings.HasPrefix(a, "-") || a == "-" {
-			break
-		}
-		name, _, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
-		switch {
-		case slices.Contains(globalValueFlags, name):
-			if !hasValue {
-				i++
-			}
-		case slices.Contains(globalBoolFlags, name):
-		default:
-			return inv, fmt.Errorf("unknown runtime flag %q before the command", a)
-		}
-	}
-	if i >= len(args) {
-		return inv, nil
-	}
-	inv.Command = args[i]
-	if inv.Command != "create" && inv.Command != "run" {
-		return inv, nil
-	}
-	rest := args[i+1:]
-	for j := 0; j < len(rest); j++ {
-		a := rest[j]
-		if a == "--" {
-			if j+1 < len(rest) {
-				inv.ID = rest[j+1]
-			}
-			break
-		}
-		if !strings.HasPrefix(a, "-") {
-			inv.ID = a
-			continue
-		}
-		name, value, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
-		if !slices.Contains(createValueFlags, name) {
-			continue
-		}
-		if !hasValue {
-			if j+1 >= len(rest) {
-				return inv, fmt.Errorf("runtime flag %q has no value", a)
-			}
-			j++
-			value = rest[j]
-		}
-		if name == "bundle" || name == "b" {
-			inv.Bundle = value
-		}
-	}
-	return inv, nil
 }
 
 // Bundle adds hooks and KRB5CCNAME to the config.json of bundle when the

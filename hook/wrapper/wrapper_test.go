@@ -23,43 +23,6 @@ var testHooks = specs.Hooks{
 	Poststop:        []specs.Hook{{Path: "/usr/local/bin/gmsa-hook", Args: []string{"gmsa-hook", "hook", "poststop", "--config", "/etc/gmsa-hook/config.json"}, Timeout: intp(10)}},
 }
 
-func TestParseArgs(t *testing.T) {
-	tests := []struct {
-		name string
-		args []string
-		want Invocation
-		err  string
-	}{
-		{"containerd shim create", []string{"--root", "/run/containerd/runc/k8s.io", "--log", "/b/log.json", "--log-format", "json", "--systemd-cgroup", "create", "--bundle", "/b", "--pid-file", "/b/init.pid", "--console-socket", "/tmp/c.sock", "abc"},
-			Invocation{Command: "create", Bundle: "/b", ID: "abc"}, ""},
-		{"equals forms", []string{"--root=/r", "--debug", "create", "-b=/b", "--no-pivot", "id1"}, Invocation{Command: "create", Bundle: "/b", ID: "id1"}, ""},
-		{"short bundle", []string{"create", "-b", "/b", "id2"}, Invocation{Command: "create", Bundle: "/b", ID: "id2"}, ""},
-		{"run without bundle", []string{"run", "-d", "id3"}, Invocation{Command: "run", ID: "id3"}, ""},
-		{"start", []string{"--root", "/r", "start", "abc"}, Invocation{Command: "start"}, ""},
-		{"delete", []string{"--root", "/r", "--log", "x", "delete", "--force", "abc"}, Invocation{Command: "delete"}, ""},
-		{"no command", []string{"--version"}, Invocation{}, ""},
-		{"unknown global flag", []string{"--frobnicate", "x", "create", "id"}, Invocation{}, `unknown runtime flag "--frobnicate" before the command`},
-		{"bundle without value", []string{"create", "--bundle"}, Invocation{Command: "create"}, `runtime flag "--bundle" has no value`},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := ParseArgs(tt.args)
-			if tt.err != "" {
-				if err == nil || err.Error() != tt.err {
-					t.Fatalf("error %v, want %q", err, tt.err)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if diff := cmp.Diff(tt.want, got); diff != "" {
-				t.Errorf("(-want +got)\n%s", diff)
-			}
-		})
-	}
-}
-
 // TestEditGolden: the hooks and KRB5CCNAME are added, gmsa-hook's old
 // entries replaced, and every field runtime-spec does not model kept.
 func TestEditGolden(t *testing.T) {
