@@ -7,8 +7,12 @@ import (
 	"context"
 	"os"
 
+	// Initialised before nearly everything: execs the real runtime for a
+	// run of the runtime wrapper that only passes through.
+	_ "github.com/gmsa-hook/gmsa-hook/cmd/gmsa-hook/internal/early"
 	// Initialised before the heavy packages: ends hook runs for containers
-	// without the label before they are (see the package's comment).
+	// without the label before they are, and does the wrapper's other runs
+	// (see the package's comment).
 	"github.com/gmsa-hook/gmsa-hook/cmd/gmsa-hook/internal/quick"
 )
 

@@ -17,9 +17,12 @@
 // a runtime gives its runtime binary no flags of ours and no environment of
 // ours, and the real runtime is found from there, never from $PATH.
 //
-// The package imports only the standard library's basics, runtime-spec's
-// plain types and hook/container: it runs before the rest of gmsa-hook is
-// initialised (cmd/gmsa-hook/internal/quick).
+// A run that only passes through is done before nearly all of gmsa-hook
+// is initialised (package passthrough decides, cmd/gmsa-hook/internal/early
+// execs); this package does the rest, and reports every problem. It imports
+// only the standard library's basics, runtime-spec's plain types and
+// hook/container: it runs before the rest of gmsa-hook is initialised
+// (cmd/gmsa-hook/internal/quick).
 package wrapper
 
 import (

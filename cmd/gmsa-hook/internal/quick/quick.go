@@ -19,10 +19,11 @@
 // leaves to the full run, which gets the container state it read back from
 // Stdin and reports any problem.
 //
-// A run under the wrapper's name (gmsa-runc, package hook/wrapper) is done
-// here entirely: it adds the hooks to a labelled container's bundle and
-// execs the real runtime, so Docker and containerd pay only the basics'
-// initialisation for every runtime command.
+// A run under the wrapper's name (gmsa-runc, package hook/wrapper) that
+// only passes through has exec'd the real runtime already, in package
+// early's init. Every other one (create and run, an unusual configuration,
+// an error) is done here entirely: it adds the hooks to a labelled
+// container's bundle and execs the real runtime, or reports the problem.
 package quick
 
 import (
