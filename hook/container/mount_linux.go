@@ -7,7 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
+	"path"
 	"strconv"
 	"strings"
 
@@ -83,29 +83,29 @@ var openat2 = unix.Openat2
 // root, and /proc magic links are refused.
 const inRoot = unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS
 
-// openInRoot opens a directory as an O_PATH file, resolving path as if
+// openInRoot opens a directory as an O_PATH file, resolving relPath as if
 // root were "/" (symlinks and ".." stay inside root) and without leaving
 // root's mount: a path that reaches another filesystem, or a bind mount,
 // is an error naming the first element that does.
-func openInRoot(root int, path string) (int, error) {
-	fd, err := openat2(root, path, &unix.OpenHow{
+func openInRoot(root int, relPath string) (int, error) {
+	fd, err := openat2(root, relPath, &unix.OpenHow{
 		Flags:   unix.O_PATH | unix.O_DIRECTORY | unix.O_CLOEXEC,
 		Resolve: inRoot | unix.RESOLVE_NO_XDEV,
 	})
 	if errors.Is(err, unix.ENOSYS) {
-		return openNoSymlinks(root, path)
+		return openNoSymlinks(root, relPath)
 	}
 	if errors.Is(err, unix.EXDEV) {
-		return -1, crossing(root, path)
+		return -1, crossing(root, relPath)
 	}
 	return fd, err
 }
 
-// crossing names the first element of path whose resolution leaves
+// crossing names the first element of relPath whose resolution leaves
 // root's mount.
-func crossing(root int, path string) error {
-	elems := strings.Split(filepath.Clean(path), "/")
-	prefix := path
+func crossing(root int, relPath string) error {
+	elems := strings.Split(path.Clean(relPath), "/")
+	prefix := relPath
 	for i := range elems {
 		p := strings.Join(elems[:i+1], "/")
 		fd, err := openat2(root, p, &unix.OpenHow{Flags: unix.O_PATH | unix.O_CLOEXEC, Resolve: inRoot | unix.RESOLVE_NO_XDEV})
@@ -121,15 +121,15 @@ func crossing(root int, path string) error {
 	return crossesMount(prefix)
 }
 
-func crossesMount(path string) error {
-	return fmt.Errorf("/%s crosses a mount inside the rootfs: %w", path, unix.EXDEV)
+func crossesMount(relPath string) error {
+	return fmt.Errorf("/%s crosses a mount inside the rootfs: %w", relPath, unix.EXDEV)
 }
 
 // reopenMountPoint opens the mount point once the ticket directory is
 // bound there: as openInRoot, except that the last element may, and
 // should, lead into that mount (the caller checks that it is the bind).
-func reopenMountPoint(root int, path string) (int, error) {
-	fd, err := openat2(root, path, &unix.OpenHow{
+func reopenMountPoint(root int, relPath string) (int, error) {
+	fd, err := openat2(root, relPath, &unix.OpenHow{
 		Flags:   unix.O_PATH | unix.O_DIRECTORY | unix.O_CLOEXEC,
 		Resolve: inRoot,
 	})
@@ -138,12 +138,12 @@ func reopenMountPoint(root int, path string) (int, error) {
 	}
 	// Without openat2 no element is a symlink: open the parent, checked,
 	// and the last element in it.
-	parent, err := openNoSymlinks(root, filepath.Dir(path))
+	parent, err := openNoSymlinks(root, path.Dir(relPath))
 	if err != nil {
 		return -1, err
 	}
 	defer unix.Close(parent)
-	return unix.Openat(parent, filepath.Base(path), unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	return unix.Openat(parent, path.Base(relPath), unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 }
 
 // mountID names the mount an open file is on: its device, and the mount
@@ -174,7 +174,7 @@ func mountOf(fd int) (mountID, error) {
 // openNoSymlinks is openInRoot for kernels before 5.6 (no openat2): it
 // walks one element at a time, refuses any symlink on the way, and checks
 // that each element is on root's mount.
-func openNoSymlinks(root int, path string) (int, error) {
+func openNoSymlinks(root int, relPath string) (int, error) {
 	rootMount, err := mountOf(root)
 	if err != nil {
 		return -1, err
@@ -184,13 +184,13 @@ func openNoSymlinks(root int, path string) (int, error) {
 		return -1, err
 	}
 	var walked []string
-	for _, elem := range strings.Split(path, "/") {
+	for _, elem := range strings.Split(relPath, "/") {
 		if elem == "" || elem == "." {
 			continue
 		}
 		if elem == ".." {
 			unix.Close(fd)
-			return -1, fmt.Errorf("%q: %w", path, unix.EINVAL)
+			return -1, fmt.Errorf("%q: %w", relPath, unix.EINVAL)
 		}
 		next, err := unix.Openat(fd, elem, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 		unix.Close(fd)
@@ -215,14 +215,14 @@ func openNoSymlinks(root int, path string) (int, error) {
 	return fd, nil
 }
 
-// mkdirInRoot opens path inside root, making the missing directories
+// mkdirInRoot opens relPath inside root, making the missing directories
 // (0755) one by one, each created in a parent resolved inside root.
-func mkdirInRoot(root int, path string) (int, error) {
-	fd, err := openInRoot(root, path)
+func mkdirInRoot(root int, relPath string) (int, error) {
+	fd, err := openInRoot(root, relPath)
 	if !errors.Is(err, unix.ENOENT) {
 		return fd, err
 	}
-	elems := strings.Split(filepath.Clean(path), "/")
+	elems := strings.Split(path.Clean(relPath), "/")
 	for i := range elems {
 		prefix := strings.Join(elems[:i+1], "/")
 		fd, err := openInRoot(root, prefix)
