@@ -14,7 +14,7 @@ import (
 	"github.com/gmsa-hook/gmsa-hook/hook/config"
 	"github.com/gmsa-hook/gmsa-hook/hook/container"
 	"github.com/gmsa-hook/gmsa-hook/hook/store"
-	"github.com/gmsa-hook/gmsa-hook/spec"
+	"github.com/gmsa-hook/gmsa-hook/spec/awsremote"
 	"github.com/gmsa-hook/gmsa-hook/spec/policy"
 )
 
@@ -330,7 +330,7 @@ func domainOf(realm string) string { return strings.ToLower(realm) }
 // readmit reads a cached entry's spec and reader secret again under the
 // policy, as the hook did at create.
 func readmit(ctx context.Context, cfg config.Config, source string) (*fetcher.Request, error) {
-	remote := spec.NewAWS(cfg.AWS)
+	remote := awsremote.New(cfg.AWS)
 	a, err := policy.New(cfg).Admit(ctx, source, nil, remote)
 	if err != nil {
 		return nil, err

@@ -62,7 +62,7 @@ func (cs *CredSpec) Marshal() ([]byte, error) {
 	return b.Bytes(), nil
 }
 
-// Writer stores documents where a Remote reads them: NewAWS's Remote is
+// Writer stores documents where a Remote reads them: awsremote.New's Remote is
 // one (SSM PutParameter, S3 PutObject).
 type Writer interface {
 	Put(ctx context.Context, dst Source, data []byte) error

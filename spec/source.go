@@ -144,6 +144,15 @@ func SplitARN(s string) (ARN, error) {
 	return ARN{Partition: p[1], Service: p[2], Region: p[3], Account: p[4], Resource: p[5]}, nil
 }
 
+// Conditions of AWS reads that an operator can fix; test with errors.Is.
+var (
+	ErrNotFound      = errors.New("not found")
+	ErrAccessDenied  = errors.New("access denied")
+	ErrThrottled     = errors.New("throttled")
+	ErrNoCredentials = errors.New("no usable AWS credentials")
+	ErrParameterType = errors.New("unsupported parameter type")
+)
+
 // Remote fetches documents that do not live in local files. The AWS
 // implementation lives in this package's aws.go; a nil Remote means only
 // local files are available.

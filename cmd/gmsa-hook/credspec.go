@@ -12,6 +12,7 @@ import (
 
 	"github.com/gmsa-hook/gmsa-hook/fetcher"
 	"github.com/gmsa-hook/gmsa-hook/spec"
+	"github.com/gmsa-hook/gmsa-hook/spec/awsremote"
 )
 
 // Findings of gmsa-hook credspec check that have a fix.
@@ -75,7 +76,7 @@ func runCredspecCreate(ctx context.Context, args []string, stdout, stderr io.Wri
 			return fmt.Errorf("credspec create: --out: %w", err)
 		}
 	}
-	remote := spec.NewAWS(cfg.AWS)
+	remote := awsremote.New(cfg.AWS)
 	sec, err := readerSecret(ctx, *secretSrc, remote)
 	if err != nil {
 		return err
@@ -268,7 +269,7 @@ func runCredspecCheck(ctx context.Context, args []string, stdout, stderr io.Writ
 	if *kt != "" {
 		cfg.Keytab = *kt
 	}
-	remote := spec.NewAWS(cfg.AWS)
+	remote := awsremote.New(cfg.AWS)
 	cs, err := loadSpec(ctx, src, remote)
 	if err != nil {
 		return err

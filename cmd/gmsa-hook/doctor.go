@@ -25,6 +25,7 @@ import (
 	"github.com/gmsa-hook/gmsa-hook/hook/wrapper"
 	"github.com/gmsa-hook/gmsa-hook/install"
 	"github.com/gmsa-hook/gmsa-hook/spec"
+	"github.com/gmsa-hook/gmsa-hook/spec/awsremote"
 	"github.com/gmsa-hook/gmsa-hook/spec/policy"
 )
 
@@ -216,7 +217,7 @@ func stepConfig(ctx context.Context, st *doctorState) (string, error) {
 		return "", err
 	}
 	st.cfg = cfg
-	st.remote = spec.NewAWS(cfg.AWS)
+	st.remote = awsremote.New(cfg.AWS)
 	return st.cfgPath, nil
 }
 
@@ -247,7 +248,7 @@ func stepCredspec(ctx context.Context, st *doctorState) (string, error) {
 		return "", errNoCredspec
 	}
 	if st.remote == nil {
-		st.remote = spec.NewAWS(st.cfg.AWS)
+		st.remote = awsremote.New(st.cfg.AWS)
 	}
 	// A label names a spec as the policy reads it (file://NAME.json in the
 	// credential spec directory); a path the operator gives is read as

@@ -11,7 +11,7 @@ import (
 	"github.com/gmsa-hook/gmsa-hook/fetcher"
 	"github.com/gmsa-hook/gmsa-hook/fetcher/ccache"
 	"github.com/gmsa-hook/gmsa-hook/hook/config"
-	"github.com/gmsa-hook/gmsa-hook/spec"
+	"github.com/gmsa-hook/gmsa-hook/spec/awsremote"
 )
 
 func runFetch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -46,7 +46,7 @@ func runFetch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		cfg.Timeout = config.Duration(*timeout)
 	}
 	start := time.Now()
-	res, err := fetcher.Fetch(ctx, fetcher.Request{Source: *src, Config: cfg, Remote: spec.NewAWS(cfg.AWS)})
+	res, err := fetcher.Fetch(ctx, fetcher.Request{Source: *src, Config: cfg, Remote: awsremote.New(cfg.AWS)})
 	if err == nil {
 		// WriteFile's errors say "write credential cache PATH: ...".
 		err = ccache.WriteFile(*out, res.Cache, -1, -1)

@@ -6,7 +6,7 @@ import (
 	"io"
 	"strings"
 
-	"github.com/gmsa-hook/gmsa-hook/spec"
+	"github.com/gmsa-hook/gmsa-hook/spec/awsremote"
 	"github.com/gmsa-hook/gmsa-hook/spec/policy"
 )
 
@@ -37,7 +37,7 @@ func runPolicy(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	a, err := policy.New(cfg).Admit(ctx, *src, &ct, spec.NewAWS(cfg.AWS))
+	a, err := policy.New(cfg).Admit(ctx, *src, &ct, awsremote.New(cfg.AWS))
 	if err != nil {
 		return err
 	}

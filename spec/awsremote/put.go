@@ -1,4 +1,4 @@
-package spec
+package awsremote
 
 import (
 	"bytes"
@@ -10,6 +10,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
+
+	"github.com/gmsa-hook/gmsa-hook/spec"
 )
 
 // The writes gmsa-hook credspec create makes, named for their IAM actions.
@@ -20,17 +22,17 @@ var (
 
 // Put writes a credential spec to an SSM parameter (a String parameter,
 // replaced if it exists) or an S3 object, as the caller's AWS identity.
-func (a *awsRemote) Put(ctx context.Context, dst Source, data []byte) error {
+func (a *awsRemote) Put(ctx context.Context, dst spec.Source, data []byte) error {
 	var svc awsService
 	switch dst.Kind {
-	case SSM:
+	case spec.SSM:
 		svc = ssmPutService
-	case S3:
+	case spec.S3:
 		svc = s3PutService
 	default:
 		return fmt.Errorf("%s: not an SSM parameter or S3 object", dst.Raw)
 	}
-	arn, err := SplitARN(dst.ARN)
+	arn, err := spec.SplitARN(dst.ARN)
 	if err != nil {
 		return fmt.Errorf("%s %s %s: %w", svc.id, svc.noun, dst.ARN, err)
 	}
@@ -39,15 +41,15 @@ func (a *awsRemote) Put(ctx context.Context, dst Source, data []byte) error {
 		return fmt.Errorf("%s %s %s: %w", svc.id, svc.noun, dst.ARN, err)
 	}
 	if cfg.Credentials == nil {
-		return a.fail(svc, dst.ARN, ErrNoCredentials, nil, "no credential source")
+		return a.fail(svc, dst.ARN, spec.ErrNoCredentials, nil, "no credential source")
 	}
 	if _, err := cfg.Credentials.Retrieve(ctx); err != nil {
 		if ctx.Err() != nil {
 			return a.fail(svc, dst.ARN, nil, ctx.Err(), "gave up getting AWS credentials: "+ctx.Err().Error())
 		}
-		return a.fail(svc, dst.ARN, ErrNoCredentials, err, firstLine(err))
+		return a.fail(svc, dst.ARN, spec.ErrNoCredentials, err, firstLine(err))
 	}
-	if dst.Kind == SSM {
+	if dst.Kind == spec.SSM {
 		region := a.region(cfg, arn)
 		if region == "" {
 			return fmt.Errorf("ssm parameter %s: no region in the ARN or the configuration", dst.ARN)

@@ -1,4 +1,4 @@
-package spec
+package awsremote
 
 import (
 	"context"
@@ -17,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/gmsa-hook/gmsa-hook/spec"
 	"github.com/gmsa-hook/gmsa-hook/test/awsfake"
 )
 
@@ -83,7 +84,7 @@ func newWorld(t *testing.T) *world {
 	w.ssmList = f.SSM.Put("/gmsa/list", awsfake.StringList, testPassword+",b")
 	w.ssmSecret = f.SSM.Put("/gmsa/reader", awsfake.SecureString, testSecret)
 	w.s3Spec = f.S3.Put("gmsa-specs", "specs/webapp01.json", []byte(testCredSpec))
-	w.s3Big = f.S3.Put("gmsa-specs", "big.json", []byte(strings.Repeat(" ", MaxSize)+testPassword))
+	w.s3Big = f.S3.Put("gmsa-specs", "big.json", []byte(strings.Repeat(" ", spec.MaxSize)+testPassword))
 	dir := t.TempDir()
 	w.file = filepath.Join(dir, "webapp01.json")
 	if err := os.WriteFile(w.file, []byte(testCredSpec), 0o644); err != nil {
@@ -98,15 +99,15 @@ func (w *world) clear() {
 	w.f.S3.Clear()
 }
 
-func testRemote(cfg AWSConfig) *awsRemote {
-	r := NewAWS(cfg).(*awsRemote)
+func testRemote(cfg Config) *awsRemote {
+	r := New(cfg).(*awsRemote)
 	r.backoff = noBackoff{}
 	return r
 }
 
-func wantSpec(t *testing.T) *CredSpec {
+func wantSpec(t *testing.T) *spec.CredSpec {
 	t.Helper()
-	cs, err := Parse([]byte(testCredSpec))
+	cs, err := spec.Parse([]byte(testCredSpec))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,14 +117,14 @@ func wantSpec(t *testing.T) *CredSpec {
 func TestAWSLoadCredSpec(t *testing.T) {
 	w := newWorld(t)
 	plain := wantSpec(t)
-	domainless, err := Parse([]byte(domainlessSpec(w.smSecret)))
+	domainless, err := spec.Parse([]byte(domainlessSpec(w.smSecret)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	tests := []struct {
 		name string
 		raw  string
-		want *CredSpec
+		want *spec.CredSpec
 		ssm  int // requests SSM saw
 		s3   int
 	}{
@@ -143,12 +144,12 @@ func TestAWSLoadCredSpec(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			w.clear()
-			src, err := ParseSource(tt.raw)
+			src, err := spec.ParseSource(tt.raw)
 			if err != nil {
 				t.Fatal(err)
 			}
-			r := testRemote(AWSConfig{})
-			got, err := Load(context.Background(), src, r)
+			r := testRemote(Config{})
+			got, err := spec.Load(context.Background(), src, r)
 			if err != nil {
 				t.Fatalf("Load(%q): %v", tt.raw, err)
 			}
@@ -170,15 +171,15 @@ func TestAWSLoadCredSpec(t *testing.T) {
 
 func TestAWSLoadSecret(t *testing.T) {
 	w := newWorld(t)
-	reader := Secret{Username: "gmsa-reader", Password: testPassword, DomainName: "corp.example.test"}
+	reader := spec.Secret{Username: "gmsa-reader", Password: testPassword, DomainName: "corp.example.test"}
 	tests := []struct {
 		name string
 		raw  string
-		want Secret
+		want spec.Secret
 	}{
 		{"secretsmanager", w.smSecret, reader},
 		{"secretsmanager partial arn", strings.TrimSuffix(w.smSecret, w.smSecret[len(w.smSecret)-7:]), reader},
-		{"secretsmanager standard user keys and dn", w.smStd, Secret{
+		{"secretsmanager standard user keys and dn", w.smStd, spec.Secret{
 			Username: "gmsa-reader", Password: testPassword, DomainName: "corp.example.test",
 			DistinguishedName: "CN=webapp01,CN=Managed Service Accounts,DC=corp,DC=example,DC=test",
 		}},
@@ -187,11 +188,11 @@ func TestAWSLoadSecret(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			src, err := ParseSecretSource(tt.raw)
+			src, err := spec.ParseSecretSource(tt.raw)
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, err := LoadSecret(context.Background(), src, testRemote(AWSConfig{}))
+			got, err := spec.LoadSecret(context.Background(), src, testRemote(Config{}))
 			if err != nil {
 				t.Fatalf("LoadSecret(%q): %v", tt.raw, err)
 			}
@@ -206,20 +207,20 @@ func TestAWSLoadSecret(t *testing.T) {
 // reader secret it names from Secrets Manager, as the hook does.
 func TestAWSDomainlessChain(t *testing.T) {
 	w := newWorld(t)
-	r := testRemote(AWSConfig{})
-	src, err := ParseSource("credentialspecdomainless:" + w.ssmDomainless)
+	r := testRemote(Config{})
+	src, err := spec.ParseSource("credentialspecdomainless:" + w.ssmDomainless)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cs, err := Load(context.Background(), src, r)
+	cs, err := spec.Load(context.Background(), src, r)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ssrc, err := ParseSecretSource(cs.CredentialArn())
+	ssrc, err := spec.ParseSecretSource(cs.CredentialArn())
 	if err != nil {
 		t.Fatal(err)
 	}
-	sec, err := LoadSecret(context.Background(), ssrc, r)
+	sec, err := spec.LoadSecret(context.Background(), ssrc, r)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -232,11 +233,11 @@ func TestAWSDomainlessChain(t *testing.T) {
 // line an operator sees.
 type failure struct {
 	name     string
-	cfg      AWSConfig
+	cfg      Config
 	setup    func(w *world)
 	raw      func(w *world) string
-	secret   bool // read with LoadSecret
-	load     bool // read with Load (prefix checks)
+	secret   bool // read with spec.LoadSecret
+	load     bool // read with spec.Load (prefix checks)
 	want     func(w *world) string
 	sentinel error
 	requests func(w *world) int // requests the service saw; nil: don't check
@@ -251,7 +252,7 @@ func failures() []failure {
 			want: func(w *world) string {
 				return "ssm parameter " + w.f.SSM.ARN("/gmsa/nosuch") + ": not found: no such parameter (ParameterNotFound)"
 			},
-			sentinel: ErrNotFound,
+			sentinel: spec.ErrNotFound,
 			requests: func(w *world) int { return w.f.SSM.Requests() - 1 }, // not retried
 		},
 		{
@@ -261,7 +262,7 @@ func failures() []failure {
 			want: func(w *world) string {
 				return "secretsmanager secret " + w.f.SecretsManager.ARN("gmsa/nosuch") + ": not found: no such secret (ResourceNotFoundException)"
 			},
-			sentinel: ErrNotFound,
+			sentinel: spec.ErrNotFound,
 			requests: func(w *world) int { return w.f.SecretsManager.Requests() - 1 },
 		},
 		{
@@ -270,7 +271,7 @@ func failures() []failure {
 			want: func(w *world) string {
 				return "s3 object arn:aws:s3:::gmsa-specs/nosuch.json: not found: no such object (NoSuchKey)"
 			},
-			sentinel: ErrNotFound,
+			sentinel: spec.ErrNotFound,
 			requests: func(w *world) int { return w.f.S3.Requests() - 1 },
 		},
 		{
@@ -279,7 +280,7 @@ func failures() []failure {
 			want: func(w *world) string {
 				return "s3 object arn:aws:s3:::nosuch-bucket/webapp01.json: not found: no such bucket (NoSuchBucket)"
 			},
-			sentinel: ErrNotFound,
+			sentinel: spec.ErrNotFound,
 		},
 		{
 			name:  "ssm access denied",
@@ -288,7 +289,7 @@ func failures() []failure {
 			want: func(w *world) string {
 				return "ssm parameter " + w.ssmSecure + ": access denied: ssm:GetParameter refused (User: arn:aws:sts::111122223333:assumed-role/gmsa-hook-test/i-0123456789abcdef0 is not authorized to perform: ssm:GetParameter on resource: " + w.ssmSecure + " because no identity-based policy allows the ssm:GetParameter action)"
 			},
-			sentinel: ErrAccessDenied,
+			sentinel: spec.ErrAccessDenied,
 			requests: func(w *world) int { return w.f.SSM.Requests() - 1 },
 		},
 		{
@@ -299,7 +300,7 @@ func failures() []failure {
 			want: func(w *world) string {
 				return "secretsmanager secret " + w.smSecret + ": access denied: secretsmanager:GetSecretValue refused (User: arn:aws:sts::111122223333:assumed-role/gmsa-hook-test/i-0123456789abcdef0 is not authorized to perform: secretsmanager:GetSecretValue on resource: " + w.smSecret + " because no identity-based policy allows the secretsmanager:GetSecretValue action)"
 			},
-			sentinel: ErrAccessDenied,
+			sentinel: spec.ErrAccessDenied,
 			requests: func(w *world) int { return w.f.SecretsManager.Requests() - 1 },
 		},
 		{
@@ -309,18 +310,18 @@ func failures() []failure {
 			want: func(w *world) string {
 				return "s3 object " + w.s3Spec + ": access denied: s3:GetObject refused (Access Denied); S3 also answers this for a missing key when s3:ListBucket is not allowed"
 			},
-			sentinel: ErrAccessDenied,
+			sentinel: spec.ErrAccessDenied,
 			requests: func(w *world) int { return w.f.S3.Requests() - 1 },
 		},
 		{
 			name:  "ssm throttled past max attempts",
-			cfg:   AWSConfig{MaxAttempts: 3},
+			cfg:   Config{MaxAttempts: 3},
 			setup: func(w *world) { w.f.SSM.Fail(awsfake.Throttle, 0) },
 			raw:   func(w *world) string { return w.ssmString },
 			want: func(w *world) string {
 				return "ssm parameter " + w.ssmString + ": throttled after 3 tries (ThrottlingException: Rate exceeded)"
 			},
-			sentinel: ErrThrottled,
+			sentinel: spec.ErrThrottled,
 			requests: func(w *world) int { return w.f.SSM.Requests() - 3 },
 		},
 		{
@@ -331,23 +332,23 @@ func failures() []failure {
 			want: func(w *world) string {
 				return "secretsmanager secret " + w.smSecret + ": throttled after 4 tries (ThrottlingException: Rate exceeded)"
 			},
-			sentinel: ErrThrottled,
+			sentinel: spec.ErrThrottled,
 			requests: func(w *world) int { return w.f.SecretsManager.Requests() - DefaultMaxAttempts },
 		},
 		{
 			name:  "s3 slow down past max attempts",
-			cfg:   AWSConfig{MaxAttempts: 2},
+			cfg:   Config{MaxAttempts: 2},
 			setup: func(w *world) { w.f.S3.Fail(awsfake.Throttle, 0) },
 			raw:   func(w *world) string { return w.s3Spec },
 			want: func(w *world) string {
 				return "s3 object " + w.s3Spec + ": throttled after 2 tries (SlowDown: Please reduce your request rate.)"
 			},
-			sentinel: ErrThrottled,
+			sentinel: spec.ErrThrottled,
 			requests: func(w *world) int { return w.f.S3.Requests() - 2 },
 		},
 		{
 			name:  "ssm 500 past max attempts",
-			cfg:   AWSConfig{MaxAttempts: 3},
+			cfg:   Config{MaxAttempts: 3},
 			setup: func(w *world) { w.f.SSM.Fail(awsfake.InternalError, 0) },
 			raw:   func(w *world) string { return w.ssmString },
 			want: func(w *world) string {
@@ -361,18 +362,18 @@ func failures() []failure {
 			want: func(w *world) string {
 				return "ssm parameter " + w.ssmList + `: unsupported parameter type: "StringList"; want String or SecureString`
 			},
-			sentinel: ErrParameterType,
+			sentinel: spec.ErrParameterType,
 		},
 		{
 			name: "s3 object past the size limit",
 			raw:  func(w *world) string { return w.s3Big },
 			want: func(w *world) string {
-				return fmt.Sprintf("s3 object %s: %d bytes is larger than the limit of %d bytes (s3_max_size)", w.s3Big, MaxSize+len(testPassword), MaxSize)
+				return fmt.Sprintf("s3 object %s: %d bytes is larger than the limit of %d bytes (s3_max_size)", w.s3Big, spec.MaxSize+len(testPassword), spec.MaxSize)
 			},
 		},
 		{
 			name: "s3 object past a configured size limit",
-			cfg:  AWSConfig{S3MaxSize: 100},
+			cfg:  Config{S3MaxSize: 100},
 			raw:  func(w *world) string { return w.s3Spec },
 			want: func(w *world) string {
 				return fmt.Sprintf("s3 object %s: %d bytes is larger than the limit of 100 bytes (s3_max_size)", w.s3Spec, len(testCredSpec))
@@ -385,7 +386,7 @@ func failures() []failure {
 			want: func(w *world) string {
 				return "secret " + w.smNoPassword + `: malformed credential spec: secret has no "password" (or "passwordOfStandardUserAccount")`
 			},
-			sentinel: ErrMalformed,
+			sentinel: spec.ErrMalformed,
 		},
 		{
 			name:   "secret not json",
@@ -394,7 +395,7 @@ func failures() []failure {
 			want: func(w *world) string {
 				return "secret " + w.smNotJSON + ": malformed credential spec: secret is not a JSON object with string values"
 			},
-			sentinel: ErrMalformed,
+			sentinel: spec.ErrMalformed,
 		},
 		{
 			name: "domainless prefix on a domain-joined spec",
@@ -403,7 +404,7 @@ func failures() []failure {
 			want: func(w *world) string {
 				return "credential spec credentialspecdomainless:" + w.ssmString + ": malformed credential spec: the credentialspecdomainless: prefix needs HostAccountConfig in the spec"
 			},
-			sentinel: ErrMalformed,
+			sentinel: spec.ErrMalformed,
 		},
 		{
 			name: "domain-joined prefix on a domainless spec",
@@ -412,7 +413,7 @@ func failures() []failure {
 			want: func(w *world) string {
 				return "credential spec credentialspec:" + w.ssmDomainless + ": malformed credential spec: the spec has HostAccountConfig (domainless) but the prefix is credentialspec:; use credentialspecdomainless: instead"
 			},
-			sentinel: ErrMalformed,
+			sentinel: spec.ErrMalformed,
 		},
 		{
 			name:  "ssm garbled answer",
@@ -443,7 +444,7 @@ func failures() []failure {
 			want: func(w *world) string {
 				return "ssm parameter " + w.ssmString + ": no usable AWS credentials: the service rejected them (UnrecognizedClientException: The security token included in the request is invalid.)"
 			},
-			sentinel: ErrNoCredentials,
+			sentinel: spec.ErrNoCredentials,
 		},
 		{
 			name:   "wrong secret key",
@@ -453,7 +454,7 @@ func failures() []failure {
 			want: func(w *world) string {
 				return "secretsmanager secret " + w.smSecret + ": no usable AWS credentials: the service rejected them (InvalidSignatureException: the request signature we calculated does not match the signature you provided)"
 			},
-			sentinel: ErrNoCredentials,
+			sentinel: spec.ErrNoCredentials,
 		},
 		{
 			name:  "s3 wrong secret key",
@@ -462,7 +463,7 @@ func failures() []failure {
 			want: func(w *world) string {
 				return "s3 object " + w.s3Spec + ": no usable AWS credentials: the service rejected them (SignatureDoesNotMatch: The request signature we calculated does not match the signature you provided. Check your key and signing method.)"
 			},
-			sentinel: ErrNoCredentials,
+			sentinel: spec.ErrNoCredentials,
 		},
 		{
 			name: "no credentials anywhere",
@@ -473,12 +474,12 @@ func failures() []failure {
 			raw:      func(w *world) string { return w.ssmString },
 			want:     func(w *world) string { return "ssm parameter " + w.ssmString + ": no usable AWS credentials: " },
 			prefix:   true,
-			sentinel: ErrNoCredentials,
+			sentinel: spec.ErrNoCredentials,
 			requests: func(w *world) int { return w.f.SSM.Requests() },
 		},
 		{
 			name: "unreachable endpoint",
-			cfg:  AWSConfig{Endpoints: map[string]string{"ssm": "http://127.0.0.1:1"}, MaxAttempts: 2},
+			cfg:  Config{Endpoints: map[string]string{"ssm": "http://127.0.0.1:1"}, MaxAttempts: 2},
 			raw:  func(w *world) string { return w.ssmString },
 			want: func(w *world) string {
 				return "ssm parameter " + w.ssmString + ": cannot reach the service after 2 tries: "
@@ -487,7 +488,7 @@ func failures() []failure {
 		},
 		{
 			name: "missing profile",
-			cfg:  AWSConfig{Profile: "nosuch"},
+			cfg:  Config{Profile: "nosuch"},
 			raw:  func(w *world) string { return w.ssmString },
 			want: func(w *world) string {
 				return "ssm parameter " + w.ssmString + ": loading AWS configuration: failed to get shared config profile, nosuch"
@@ -496,7 +497,7 @@ func failures() []failure {
 		},
 		{
 			name: "invalid configuration",
-			cfg:  AWSConfig{Endpoints: map[string]string{"sts": "http://127.0.0.1:1"}},
+			cfg:  Config{Endpoints: map[string]string{"sts": "http://127.0.0.1:1"}},
 			raw:  func(w *world) string { return w.ssmString },
 			want: func(w *world) string {
 				return "ssm parameter " + w.ssmString + `: aws: endpoints: unknown service "sts"; want ssm, s3 or secretsmanager`
@@ -528,23 +529,23 @@ func (tt failure) run(t *testing.T, w *world) error {
 	var err error
 	switch {
 	case tt.secret:
-		var src Source
-		if src, err = ParseSecretSource(raw); err != nil {
+		var src spec.Source
+		if src, err = spec.ParseSecretSource(raw); err != nil {
 			t.Fatal(err)
 		}
-		_, err = LoadSecret(ctx, src, r)
+		_, err = spec.LoadSecret(ctx, src, r)
 	case tt.load:
-		var src Source
-		if src, err = ParseSource(raw); err != nil {
+		var src spec.Source
+		if src, err = spec.ParseSource(raw); err != nil {
 			t.Fatal(err)
 		}
-		_, err = Load(ctx, src, r)
+		_, err = spec.Load(ctx, src, r)
 	default:
-		var src Source
-		if src, err = ParseSource(raw); err != nil {
+		var src spec.Source
+		if src, err = spec.ParseSource(raw); err != nil {
 			t.Fatal(err)
 		}
-		_, err = Read(ctx, src, r)
+		_, err = spec.Read(ctx, src, r)
 	}
 	return err
 }
@@ -598,7 +599,7 @@ func TestAWSNoSecretsInErrors(t *testing.T) {
 		} {
 			cases = append(cases, failure{
 				name:   doc.name + " " + f.String(),
-				cfg:    AWSConfig{MaxAttempts: 2},
+				cfg:    Config{MaxAttempts: 2},
 				setup:  func(w *world) { doc.svc(w).Fail(f, 0) },
 				raw:    doc.raw,
 				secret: doc.secret,
@@ -672,14 +673,14 @@ func TestAWSRetriesThenSuccess(t *testing.T) {
 			w.clear()
 			svc := tt.svc(w)
 			svc.Fail(tt.fault, tt.times)
-			src, err := ParseSource(tt.raw(w))
+			src, err := spec.ParseSource(tt.raw(w))
 			if err != nil {
-				src, err = ParseSecretSource(tt.raw(w))
+				src, err = spec.ParseSecretSource(tt.raw(w))
 			}
 			if err != nil {
 				t.Fatal(err)
 			}
-			b, err := Read(context.Background(), src, testRemote(AWSConfig{}))
+			b, err := spec.Read(context.Background(), src, testRemote(Config{}))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -699,20 +700,20 @@ func TestAWSEndpoints(t *testing.T) {
 	tests := []struct {
 		name string
 		env  map[string]string
-		cfg  AWSConfig
+		cfg  Config
 	}{
-		{"AWS_ENDPOINT_URL", map[string]string{"AWS_ENDPOINT_URL": w.f.URL}, AWSConfig{}},
+		{"AWS_ENDPOINT_URL", map[string]string{"AWS_ENDPOINT_URL": w.f.URL}, Config{}},
 		{"per-service variables win over AWS_ENDPOINT_URL", map[string]string{
 			"AWS_ENDPOINT_URL":                 dead,
 			"AWS_ENDPOINT_URL_SSM":             w.f.URL,
 			"AWS_ENDPOINT_URL_S3":              w.f.URL,
 			"AWS_ENDPOINT_URL_SECRETS_MANAGER": w.f.URL,
-		}, AWSConfig{}},
+		}, Config{}},
 		{"configuration wins over the variables", map[string]string{
 			"AWS_ENDPOINT_URL":     dead,
 			"AWS_ENDPOINT_URL_SSM": dead,
 			"AWS_ENDPOINT_URL_S3":  dead,
-		}, AWSConfig{Endpoints: map[string]string{"ssm": w.f.URL, "s3": w.f.URL, "secretsmanager": w.f.URL}}},
+		}, Config{Endpoints: map[string]string{"ssm": w.f.URL, "s3": w.f.URL, "secretsmanager": w.f.URL}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -722,14 +723,14 @@ func TestAWSEndpoints(t *testing.T) {
 			tt.cfg.MaxAttempts = 1
 			r := testRemote(tt.cfg)
 			for _, raw := range []string{w.ssmString, w.s3Spec, w.smSecret} {
-				src, err := ParseSource(raw)
+				src, err := spec.ParseSource(raw)
 				if err != nil {
-					src, err = ParseSecretSource(raw)
+					src, err = spec.ParseSecretSource(raw)
 				}
 				if err != nil {
 					t.Fatal(err)
 				}
-				if _, err := Read(context.Background(), src, r); err != nil {
+				if _, err := spec.Read(context.Background(), src, r); err != nil {
 					t.Errorf("Read(%s): %v", raw, err)
 				}
 			}
@@ -765,19 +766,19 @@ s3 =
   endpoint_url = `+w.f.URL+`
 `)
 	writeFile(t, creds, "[gmsa]\naws_access_key_id = "+awsfake.AccessKeyID+"\naws_secret_access_key = "+awsfake.SecretAccessKey+"\n")
-	r := testRemote(AWSConfig{Profile: "gmsa", ConfigFiles: []string{conf}, CredentialsFiles: []string{creds}})
+	r := testRemote(Config{Profile: "gmsa", ConfigFiles: []string{conf}, CredentialsFiles: []string{creds}})
 	// Not an environment variable: if the chain went past the files it
 	// would ask this IMDS, and the test would see it.
 	r.loadOptions = append(r.loadOptions, config.WithEC2IMDSEndpoint(imds.URL))
 	for _, raw := range []string{w.ssmString, w.s3Spec, w.smSecret} {
-		src, err := ParseSource(raw)
+		src, err := spec.ParseSource(raw)
 		if err != nil {
-			src, err = ParseSecretSource(raw)
+			src, err = spec.ParseSecretSource(raw)
 		}
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := Read(context.Background(), src, r); err != nil {
+		if _, err := spec.Read(context.Background(), src, r); err != nil {
 			t.Errorf("Read(%s): %v", raw, err)
 		}
 	}
@@ -805,11 +806,11 @@ func TestAWSInstanceProfile(t *testing.T) {
 	os.Unsetenv("AWS_SECRET_ACCESS_KEY")
 	os.Unsetenv("AWS_EC2_METADATA_DISABLED")
 	t.Setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", imds.URL)
-	src, err := ParseSource(w.ssmSecure)
+	src, err := spec.ParseSource(w.ssmSecure)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Load(context.Background(), src, testRemote(AWSConfig{})); err != nil {
+	if _, err := spec.Load(context.Background(), src, testRemote(Config{})); err != nil {
 		t.Fatal(err)
 	}
 	if imds.Requests() == 0 {
@@ -828,7 +829,7 @@ func TestAWSS3BucketRegion(t *testing.T) {
 	f.SetEnv(t)
 	os.Unsetenv("AWS_REGION")
 	arn := f.S3.Put("gmsa-specs-eu", "webapp01.json", []byte(testCredSpec))
-	src, err := ParseSource(arn)
+	src, err := spec.ParseSource(arn)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -842,7 +843,7 @@ func TestAWSS3BucketRegion(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			f.S3.Clear()
-			if _, err := Load(context.Background(), src, testRemote(AWSConfig{Region: tt.region})); err != nil {
+			if _, err := spec.Load(context.Background(), src, testRemote(Config{Region: tt.region})); err != nil {
 				t.Fatal(err)
 			}
 			if got := f.S3.Rejected(); got != tt.rejected {
@@ -855,16 +856,16 @@ func TestAWSS3BucketRegion(t *testing.T) {
 	}
 }
 
-// TestNewAWSIsLazy: building the remote touches nothing; a broken profile
+// TestNewIsLazy: building the remote touches nothing; a broken profile
 // shows only when an AWS source is read.
-func TestNewAWSIsLazy(t *testing.T) {
+func TestNewIsLazy(t *testing.T) {
 	w := newWorld(t)
-	r := NewAWS(AWSConfig{Profile: "nosuch"}).(*awsRemote)
-	src, err := ParseSource(w.file)
+	r := New(Config{Profile: "nosuch"}).(*awsRemote)
+	src, err := spec.ParseSource(w.file)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Load(context.Background(), src, r); err != nil {
+	if _, err := spec.Load(context.Background(), src, r); err != nil {
 		t.Fatal(err)
 	}
 	if r.loaded != nil {
@@ -885,7 +886,7 @@ func (b cancelBackoff) BackoffDelay(int, error) (time.Duration, error) {
 
 func TestAWSCanceled(t *testing.T) {
 	w := newWorld(t)
-	src, err := ParseSource(w.ssmString)
+	src, err := spec.ParseSource(w.ssmString)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -904,13 +905,13 @@ func TestAWSCanceled(t *testing.T) {
 			w.f.SSM.Fail(awsfake.Throttle, 0)
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
-			r := testRemote(AWSConfig{})
+			r := testRemote(Config{})
 			r.backoff = cancelBackoff{cancel}
 			if tt.before {
 				cancel()
 			}
 			start := time.Now()
-			_, err = Read(ctx, src, r)
+			_, err = spec.Read(ctx, src, r)
 			if err == nil || err.Error() != tt.want {
 				t.Errorf("error = %v, want %s", err, tt.want)
 			}
@@ -928,17 +929,17 @@ func TestAWSRetryer(t *testing.T) {
 	isolate(t)
 	tests := []struct {
 		name    string
-		cfg     AWSConfig
+		cfg     Config
 		fromSDK int
 		want    int
 	}{
-		{"default", AWSConfig{}, 0, DefaultMaxAttempts},
-		{"AWS_MAX_ATTEMPTS", AWSConfig{}, 6, 6},
-		{"configured wins", AWSConfig{MaxAttempts: 2}, 6, 2},
+		{"default", Config{}, 0, DefaultMaxAttempts},
+		{"AWS_MAX_ATTEMPTS", Config{}, 6, 6},
+		{"configured wins", Config{MaxAttempts: 2}, 6, 2},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := NewAWS(tt.cfg).(*awsRemote).retryer(tt.fromSDK)
+			r := New(tt.cfg).(*awsRemote).retryer(tt.fromSDK)
 			if got := r.MaxAttempts(); got != tt.want {
 				t.Errorf("MaxAttempts = %d, want %d", got, tt.want)
 			}
@@ -954,7 +955,7 @@ func TestAWSRetryer(t *testing.T) {
 
 func TestAWSConfigJSON(t *testing.T) {
 	in := `{"profile":"gmsa","region":"us-west-2","endpoints":{"ssm":"https://vpce-1.ssm.us-west-2.vpce.amazonaws.com"},"max_attempts":5,"s3_max_size":1024,"config_files":["/etc/gmsa-hook/aws/config"],"credentials_files":["/etc/gmsa-hook/aws/credentials"]}`
-	want := AWSConfig{
+	want := Config{
 		Profile: "gmsa", Region: "us-west-2",
 		Endpoints:   map[string]string{"ssm": "https://vpce-1.ssm.us-west-2.vpce.amazonaws.com"},
 		MaxAttempts: 5, S3MaxSize: 1024,
@@ -962,7 +963,7 @@ func TestAWSConfigJSON(t *testing.T) {
 	}
 	dec := json.NewDecoder(strings.NewReader(in))
 	dec.DisallowUnknownFields()
-	var got AWSConfig
+	var got Config
 	if err := dec.Decode(&got); err != nil {
 		t.Fatal(err)
 	}
@@ -976,7 +977,7 @@ func TestAWSConfigJSON(t *testing.T) {
 	if string(out) != in {
 		t.Errorf("encoded:\n got %s\nwant %s", out, in)
 	}
-	if out, _ := json.Marshal(AWSConfig{}); string(out) != "{}" {
+	if out, _ := json.Marshal(Config{}); string(out) != "{}" {
 		t.Errorf("zero value encodes as %s", out)
 	}
 }
@@ -984,16 +985,16 @@ func TestAWSConfigJSON(t *testing.T) {
 func TestAWSConfigValidate(t *testing.T) {
 	tests := []struct {
 		name string
-		cfg  AWSConfig
+		cfg  Config
 		want string
 	}{
-		{"zero", AWSConfig{}, ""},
-		{"all endpoints", AWSConfig{Endpoints: map[string]string{"ssm": "https://a", "s3": "http://127.0.0.1:9000", "secretsmanager": "https://b:443/"}}, ""},
-		{"unknown service", AWSConfig{Endpoints: map[string]string{"sts": "https://a"}}, `aws: endpoints: unknown service "sts"; want ssm, s3 or secretsmanager`},
-		{"not a url", AWSConfig{Endpoints: map[string]string{"ssm": "ssm.example"}}, `aws: endpoints: ssm: "ssm.example" is not an http(s) URL`},
-		{"max attempts negative", AWSConfig{MaxAttempts: -1}, "aws: max_attempts: -1 is not between 1 and 20"},
-		{"max attempts large", AWSConfig{MaxAttempts: 21}, "aws: max_attempts: 21 is not between 1 and 20"},
-		{"s3 max size negative", AWSConfig{S3MaxSize: -1}, "aws: s3_max_size: -1 is negative"},
+		{"zero", Config{}, ""},
+		{"all endpoints", Config{Endpoints: map[string]string{"ssm": "https://a", "s3": "http://127.0.0.1:9000", "secretsmanager": "https://b:443/"}}, ""},
+		{"unknown service", Config{Endpoints: map[string]string{"sts": "https://a"}}, `aws: endpoints: unknown service "sts"; want ssm, s3 or secretsmanager`},
+		{"not a url", Config{Endpoints: map[string]string{"ssm": "ssm.example"}}, `aws: endpoints: ssm: "ssm.example" is not an http(s) URL`},
+		{"max attempts negative", Config{MaxAttempts: -1}, "aws: max_attempts: -1 is not between 1 and 20"},
+		{"max attempts large", Config{MaxAttempts: 21}, "aws: max_attempts: 21 is not between 1 and 20"},
+		{"s3 max size negative", Config{S3MaxSize: -1}, "aws: s3_max_size: -1 is negative"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -1020,11 +1021,11 @@ func TestAWSS3SizeWithoutLength(t *testing.T) {
 		}
 	}))
 	t.Cleanup(srv.Close)
-	src, err := ParseSource(w.s3Spec)
+	src, err := spec.ParseSource(w.s3Spec)
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = Read(context.Background(), src, testRemote(AWSConfig{S3MaxSize: 100, Endpoints: map[string]string{"s3": srv.URL}}))
+	_, err = spec.Read(context.Background(), src, testRemote(Config{S3MaxSize: 100, Endpoints: map[string]string{"s3": srv.URL}}))
 	want := "s3 object " + w.s3Spec + ": larger than the limit of 100 bytes (s3_max_size)"
 	if err == nil || err.Error() != want {
 		t.Errorf("error = %v, want %s", err, want)
@@ -1055,13 +1056,13 @@ func TestAWSInitCost(t *testing.T) {
 // unchanged; a refused write names the IAM action.
 func TestAWSPutCredSpec(t *testing.T) {
 	w := newWorld(t)
-	r := testRemote(AWSConfig{})
+	r := testRemote(Config{})
 	ctx := context.Background()
-	ssmDst, _ := ParseSource(w.f.SSM.ARN("/gmsa/created"))
-	s3Dst, _ := ParseSource(awsfake.ARNOfObject("gmsa-specs", "created/webapp01.json"))
+	ssmDst, _ := spec.ParseSource(w.f.SSM.ARN("/gmsa/created"))
+	s3Dst, _ := spec.ParseSource(awsfake.ARNOfObject("gmsa-specs", "created/webapp01.json"))
 	for _, content := range []string{testCredSpec, strings.Replace(testCredSpec, "webapp01", "webapp02", -1)} {
-		for _, dst := range []Source{ssmDst, s3Dst} {
-			if err := Store(ctx, dst, []byte(content), r); err != nil {
+		for _, dst := range []spec.Source{ssmDst, s3Dst} {
+			if err := spec.Store(ctx, dst, []byte(content), r); err != nil {
 				t.Fatalf("store %s: %v", dst, err)
 			}
 			got, err := r.Get(ctx, dst)
@@ -1075,9 +1076,9 @@ func TestAWSPutCredSpec(t *testing.T) {
 	}
 	w.f.SSM.Fail(awsfake.AccessDenied, 0)
 	defer w.clear()
-	err := Store(ctx, ssmDst, []byte(testCredSpec), r)
+	err := spec.Store(ctx, ssmDst, []byte(testCredSpec), r)
 	want := "ssm parameter " + ssmDst.ARN + ": access denied: ssm:PutParameter refused"
-	if err == nil || !strings.HasPrefix(err.Error(), want) || !errors.Is(err, ErrAccessDenied) {
+	if err == nil || !strings.HasPrefix(err.Error(), want) || !errors.Is(err, spec.ErrAccessDenied) {
 		t.Errorf("err = %v, want prefix %q", err, want)
 	}
 }

@@ -1,4 +1,4 @@
-package spec
+package awsremote
 
 import (
 	"context"
@@ -25,6 +25,7 @@ import (
 	"github.com/aws/smithy-go/logging"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 	gmsaconfig "github.com/gmsa-hook/gmsa-hook/hook/config"
+	"github.com/gmsa-hook/gmsa-hook/spec"
 )
 
 // Init cost: every hook run pays the package initialisation of what it
@@ -32,8 +33,8 @@ import (
 // build schema tables at init (about 10 ms and 1.5 MB for SSM alone), so
 // go.mod holds them at v1.79.3 and v1.49.0; TestAWSInitCost guards it.
 
-// AWSConfig is the "aws" section of gmsa-hook's configuration file.
-type AWSConfig = gmsaconfig.AWS
+// Config is the "aws" section of gmsa-hook's configuration file.
+type Config = gmsaconfig.AWS
 
 // DefaultMaxAttempts is how many times a request is tried when nothing else
 // says: the first try and three retries with jittered exponential backoff.
@@ -43,24 +44,15 @@ const DefaultMaxAttempts = 4
 // a hook's deadline.
 const maxBackoff = 5 * time.Second
 
-// Conditions of AWS reads that an operator can fix; test with errors.Is.
-var (
-	ErrNotFound      = errors.New("not found")
-	ErrAccessDenied  = errors.New("access denied")
-	ErrThrottled     = errors.New("throttled")
-	ErrNoCredentials = errors.New("no usable AWS credentials")
-	ErrParameterType = errors.New("unsupported parameter type")
-)
-
-// NewAWS returns a Remote that reads SSM parameters, S3 objects and Secrets
+// New returns a Remote that reads SSM parameters, S3 objects and Secrets
 // Manager secrets with the AWS SDK's default credential chain (environment,
 // shared files, container and instance profile through IMDS). Nothing is
 // loaded until the first Get, so a hook run that needs no AWS source pays
 // nothing for it.
-func NewAWS(cfg AWSConfig) Remote { return &awsRemote{cfg: cfg} }
+func New(cfg Config) spec.Remote { return &awsRemote{cfg: cfg} }
 
 type awsRemote struct {
-	cfg AWSConfig
+	cfg Config
 
 	mu     sync.Mutex
 	loaded *aws.Config
@@ -84,19 +76,19 @@ var (
 )
 
 // Get reads src from SSM, S3 or Secrets Manager.
-func (a *awsRemote) Get(ctx context.Context, src Source) ([]byte, error) {
+func (a *awsRemote) Get(ctx context.Context, src spec.Source) ([]byte, error) {
 	var svc awsService
 	switch src.Kind {
-	case SSM:
+	case spec.SSM:
 		svc = ssmService
-	case S3:
+	case spec.S3:
 		svc = s3Service
-	case SecretsManager:
+	case spec.SecretsManager:
 		svc = secretsService
 	default:
 		return nil, fmt.Errorf("%s: not an AWS source", src.Raw)
 	}
-	arn, err := SplitARN(src.ARN)
+	arn, err := spec.SplitARN(src.ARN)
 	if err != nil {
 		return nil, fmt.Errorf("%s %s %s: %w", svc.id, svc.noun, src.ARN, err)
 	}
@@ -105,7 +97,7 @@ func (a *awsRemote) Get(ctx context.Context, src Source) ([]byte, error) {
 		return nil, fmt.Errorf("%s %s %s: %w", svc.id, svc.noun, src.ARN, err)
 	}
 	if cfg.Credentials == nil {
-		return nil, a.fail(svc, src.ARN, ErrNoCredentials, nil, "no credential source")
+		return nil, a.fail(svc, src.ARN, spec.ErrNoCredentials, nil, "no credential source")
 	}
 	// A context already done says so the same way wherever it is noticed
 	// (a static credential provider would not notice it at all).
@@ -117,12 +109,12 @@ func (a *awsRemote) Get(ctx context.Context, src Source) ([]byte, error) {
 		if ctx.Err() != nil {
 			return nil, a.fail(svc, src.ARN, nil, ctx.Err(), "gave up getting AWS credentials: "+ctx.Err().Error())
 		}
-		return nil, a.fail(svc, src.ARN, ErrNoCredentials, err, firstLine(err))
+		return nil, a.fail(svc, src.ARN, spec.ErrNoCredentials, err, firstLine(err))
 	}
 	switch src.Kind {
-	case SSM:
+	case spec.SSM:
 		return a.getParameter(ctx, cfg, arn, src.ARN)
-	case S3:
+	case spec.S3:
 		return a.getObject(ctx, cfg, arn, src.ARN)
 	default:
 		return a.getSecret(ctx, cfg, arn, src.ARN)
@@ -164,7 +156,7 @@ func (a *awsRemote) load(ctx context.Context) (aws.Config, error) {
 
 // region is where a request for arn goes: the ARN's own region, else the
 // configured one, else the SDK's (AWS_REGION or the profile's region).
-func (a *awsRemote) region(cfg aws.Config, arn ARN) string {
+func (a *awsRemote) region(cfg aws.Config, arn spec.ARN) string {
 	switch {
 	case arn.Region != "":
 		return arn.Region
@@ -204,7 +196,7 @@ func (a *awsRemote) endpoint(svc awsService, base **string) {
 	}
 }
 
-func (a *awsRemote) getParameter(ctx context.Context, cfg aws.Config, arn ARN, raw string) ([]byte, error) {
+func (a *awsRemote) getParameter(ctx context.Context, cfg aws.Config, arn spec.ARN, raw string) ([]byte, error) {
 	region := a.region(cfg, arn)
 	if region == "" {
 		return nil, fmt.Errorf("ssm parameter %s: no region in the ARN or the configuration", raw)
@@ -227,15 +219,15 @@ func (a *awsRemote) getParameter(ctx context.Context, cfg aws.Config, arn ARN, r
 	switch p.Type {
 	case ssmtypes.ParameterTypeString, ssmtypes.ParameterTypeSecureString:
 	default:
-		return nil, a.fail(ssmService, raw, ErrParameterType, nil, fmt.Sprintf("%q; want String or SecureString", string(p.Type)))
+		return nil, a.fail(ssmService, raw, spec.ErrParameterType, nil, fmt.Sprintf("%q; want String or SecureString", string(p.Type)))
 	}
-	if len(*p.Value) > MaxSize {
-		return nil, fmt.Errorf("ssm parameter %s: larger than %d bytes", raw, MaxSize)
+	if len(*p.Value) > spec.MaxSize {
+		return nil, fmt.Errorf("ssm parameter %s: larger than %d bytes", raw, spec.MaxSize)
 	}
 	return []byte(*p.Value), nil
 }
 
-func (a *awsRemote) getSecret(ctx context.Context, cfg aws.Config, arn ARN, raw string) ([]byte, error) {
+func (a *awsRemote) getSecret(ctx context.Context, cfg aws.Config, arn spec.ARN, raw string) ([]byte, error) {
 	region := a.region(cfg, arn)
 	if region == "" {
 		return nil, fmt.Errorf("secretsmanager secret %s: no region in the ARN or the configuration", raw)
@@ -258,20 +250,20 @@ func (a *awsRemote) getSecret(ctx context.Context, cfg aws.Config, arn ARN, raw 
 	default:
 		return nil, fmt.Errorf("secretsmanager secret %s: the answer has neither SecretString nor SecretBinary", raw)
 	}
-	if len(b) > MaxSize {
-		return nil, fmt.Errorf("secretsmanager secret %s: larger than %d bytes", raw, MaxSize)
+	if len(b) > spec.MaxSize {
+		return nil, fmt.Errorf("secretsmanager secret %s: larger than %d bytes", raw, spec.MaxSize)
 	}
 	return b, nil
 }
 
-func (a *awsRemote) getObject(ctx context.Context, cfg aws.Config, arn ARN, raw string) ([]byte, error) {
+func (a *awsRemote) getObject(ctx context.Context, cfg aws.Config, arn spec.ARN, raw string) ([]byte, error) {
 	bucket, key, _ := strings.Cut(arn.Resource, "/")
 	if arn.Region != "" || arn.Account != "" || bucket == "" || key == "" {
 		return nil, fmt.Errorf("s3 object %s: want an object ARN arn:aws:s3:::BUCKET/KEY", raw)
 	}
 	limit := a.cfg.S3MaxSize
 	if limit == 0 {
-		limit = MaxSize
+		limit = spec.MaxSize
 	}
 	region := a.region(cfg, arn)
 	if region == "" {
@@ -394,7 +386,7 @@ func (a *awsRemote) failSDK(ctx context.Context, svc awsService, arn string, err
 			if code == "NoSuchBucket" {
 				what = "bucket"
 			}
-			return a.fail(svc, arn, ErrNotFound, err, fmt.Sprintf("no such %s (%s)", what, code))
+			return a.fail(svc, arn, spec.ErrNotFound, err, fmt.Sprintf("no such %s (%s)", what, code))
 		case slices.Contains(deniedCodes, code):
 			action := svc.action
 			if m := performRE.FindStringSubmatch(msg); m != nil {
@@ -409,11 +401,11 @@ func (a *awsRemote) failSDK(ctx context.Context, svc awsService, arn string, err
 			if svc.id == "s3" {
 				detail += "; S3 also answers this for a missing key when s3:ListBucket is not allowed"
 			}
-			return a.fail(svc, arn, ErrAccessDenied, err, detail)
+			return a.fail(svc, arn, spec.ErrAccessDenied, err, detail)
 		case throttle || status == 429:
-			return a.fail(svc, arn, ErrThrottled, err, fmt.Sprintf("after %d %s (%s)", tries, plural(tries, "try", "tries"), codeMsg))
+			return a.fail(svc, arn, spec.ErrThrottled, err, fmt.Sprintf("after %d %s (%s)", tries, plural(tries, "try", "tries"), codeMsg))
 		case slices.Contains(credentialCodes, code):
-			return a.fail(svc, arn, ErrNoCredentials, err, "the service rejected them ("+codeMsg+")")
+			return a.fail(svc, arn, spec.ErrNoCredentials, err, "the service rejected them ("+codeMsg+")")
 		case status >= 500:
 			return a.fail(svc, arn, nil, err, fmt.Sprintf("service error after %d %s (%s, HTTP %d)", tries, plural(tries, "try", "tries"), codeMsg, status))
 		case status != 0:
