@@ -24,13 +24,11 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/gmsa-hook/gmsa-hook/fetcher"
 	"github.com/gmsa-hook/gmsa-hook/hook/container"
-	"github.com/gmsa-hook/gmsa-hook/hook/store"
-	"github.com/gmsa-hook/gmsa-hook/spec/policy"
+	"github.com/gmsa-hook/gmsa-hook/hook/place"
 )
 
 // Stage is an OCI hook stage the hook acts at (container.Stage, which the
@@ -103,38 +101,10 @@ type Request struct {
 }
 
 // Report says what a run did, for the debug log.
-type Report struct {
-	Stage    Stage
-	ID       string
-	Labelled bool
-	Source   string
-	Origin   string
-	Rule     string // the policy rule that granted the gMSA, if any
-	Account  string
-	Owner    container.Owner
-	Expires  time.Time
-	Cached   bool     // the ticket came from the node's cache
-	Previous bool     // it was fetched with the gMSA's previous password (store.Entry.Previous)
-	Skipped  string   // why a labelled stage did nothing, e.g. "already fetched"
-	Swept    []string // leftover directories removed
-	Steps    []Step
-	Pid      int
-	Bundle   string
-	// Total is the run's time from reading stdin to the end.
-	Total time.Duration
-}
+type Report = place.Report
 
 // Step is a timed part of a run.
-type Step struct {
-	Name    string
-	Elapsed time.Duration
-}
-
-func (r *Report) step(name string, t0 time.Time) time.Time {
-	now := time.Now()
-	r.Steps = append(r.Steps, Step{name, now.Sub(t0)})
-	return now
-}
+type Step = place.Step
 
 // Error is a failed run for one container.
 type Error struct {
@@ -161,7 +131,7 @@ func Run(ctx context.Context, req Request) (*Report, error) {
 		return rep, fmt.Errorf("read container state from stdin: %w", err)
 	}
 	rep.ID, rep.Pid, rep.Bundle = st.ID, st.Pid, st.Bundle
-	t = rep.step("state", t)
+	t = rep.Lap("state", t)
 	// Each stage runs in another working directory: a relative run_dir
 	// would put the ticket where createContainer does not look.
 	if !filepath.IsAbs(req.runDir()) {
@@ -192,161 +162,29 @@ func (r *Request) now() time.Time {
 	return time.Now()
 }
 
-// create is createRuntime and prestart: find the label, fetch, place.
+// create is createRuntime and prestart: find the label, fetch, place
+// (package place), with every source and a fetch.
 func (r *Request) create(ctx context.Context, st *container.State, rep *Report, t time.Time) error {
-	cfg, err := container.ReadConfig(st.Bundle)
-	if err != nil {
-		return err
-	}
-	t = rep.step("config", t)
-	lab, err := r.find(ctx, st, cfg)
-	if err != nil {
-		return err
-	}
-	t = rep.step("label", t)
-	runDir := r.runDir()
-	dir := container.Dir(runDir, st.ID, st.Bundle)
-	_, err = os.Lstat(dir)
-	exists := err == nil
-	if exists {
-		if err := container.CheckRunDir(runDir); err != nil {
-			return err
-		}
-		// The directory of this container's own earlier stage, of an
-		// earlier container of the same name and bundle that is gone (both
-		// ours to replace), or of one that runs under another runtime.
-		if err := container.InUse(dir, st.Pid); err != nil {
-			return err
-		}
-	}
-	if lab.Source == "" {
-		// A directory of an earlier labelled container of the same name
-		// must not be mounted into this one.
-		if exists {
-			if err := container.Remove(runDir, st.ID, st.Bundle); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-	rep.Labelled, rep.Source, rep.Origin = true, lab.Source, lab.Origin
-	if r.ConfigErr != nil {
-		return r.ConfigErr
-	}
-	// Both createRuntime and prestart may be configured: the second finds
-	// the ticket placed for this very process and keeps it.
-	if m, err := store.ReadMeta(dir); err == nil && st.Pid > 0 && m.Pid == st.Pid && m.Source == lab.Source {
-		if _, err := os.Stat(filepath.Join(dir, container.KrbDir, store.TicketFile)); err == nil {
-			rep.Skipped = "already fetched at an earlier stage"
-			rep.Account, rep.Owner, rep.Expires = m.Account+"@"+m.Realm, container.Owner{UID: m.UID, GID: m.GID}, m.Expires
-			return nil
-		}
-	}
-	owner, err := cfg.Owner(st.Pid)
-	if err != nil {
-		return fmt.Errorf("ticket owner: %w", err)
-	}
-	rep.Owner = owner
-	freq, rule, err := r.admit(ctx, st, cfg, lab)
-	if err != nil {
-		// Refused: an old ticket of this name and bundle must not stay.
-		_ = container.Remove(runDir, st.ID, st.Bundle)
-		return err
-	}
-	rep.Rule = rule
-	t = rep.step("policy", t)
-	s, mounted, err := store.Open(runDir)
-	if err != nil {
-		return err
-	}
-	if mounted && st.Pid > 0 && !store.OnMemoryFS(fmt.Sprintf("/proc/%d/root%s", st.Pid, runDir)) {
-		// The container's mount namespace was made before the tmpfs and
-		// does not share mounts with the host's: createContainer would not
-		// find the ticket there.
-		return fmt.Errorf("%w: %s was not a memory file system; gmsa-hook mounted a tmpfs on it just now, which this container, made before, cannot see: start it again (gmsa-hook install --renewal, or a tmpfs mounted on %s at boot, avoids this)", ErrRunDir, runDir, runDir)
-	}
-	ticket, entry, err := r.ticket(ctx, s, freq, lab, rep)
-	if err != nil {
-		// A failed fetch of a new container must not leave an old ticket.
-		_ = container.Remove(runDir, st.ID, st.Bundle)
-		return err
-	}
-	t = rep.step("fetch", t)
-	rep.Account, rep.Expires = entry.Account+"@"+entry.Realm, entry.Expires
-	m := &store.Meta{
-		ID: st.ID, Bundle: st.Bundle, Source: lab.Source, Origin: lab.Origin, Config: r.ConfigPath,
-		Account: entry.Account, Realm: entry.Realm, CacheKey: entry.Key, UID: owner.UID, GID: owner.GID,
-		Created: r.now().UTC(), Expires: entry.Expires.UTC(), Pid: st.Pid,
-	}
-	if st.Pid > 0 {
-		m.PidStart, _ = container.ProcessStart(st.Pid)
-	}
-	if err := s.Place(m, ticket); err != nil {
-		return err
-	}
-	t = rep.step("write", t)
-	rep.Swept = s.Sweep(filepath.Base(dir), r.now())
-	rep.step("sweep", t)
-	return nil
-}
-
-// ticket is the gMSA's ticket for an admitted request (Ticket), from the
-// node's cache when it is valid beyond the renewal threshold.
-func (r *Request) ticket(ctx context.Context, s *store.Store, freq *fetcher.Request, lab container.Label, rep *Report) ([]byte, *store.Entry, error) {
-	res, err := Ticket(ctx, s, TicketRequest{
-		Key: CacheKey(freq), Fetch: freq, Entry: store.Entry{Source: lab.Source, Config: r.ConfigPath},
-		Threshold: r.Config.RenewThresholdOrDefault(), FetchFunc: r.Fetch, Now: r.Now,
-	})
-	if err != nil {
-		return nil, nil, err
-	}
-	rep.Cached, rep.Previous = res.Cached, res.Entry.Previous
-	rep.Steps = append(rep.Steps, res.Steps...)
-	return res.Ticket, res.Entry, nil
-}
-
-// CacheKey names the cache entry of an admitted request: everything that
-// decides which ticket a fetch would get. Two containers share an entry
-// only when each one's own spec, reader and settings would fetch the same
-// ticket; the policy has admitted each of them before.
-func CacheKey(req *fetcher.Request) string {
-	cs, c := req.Spec, req.Config
-	parts := []string{"v1", cs.Account(), strings.ToLower(cs.DNSDomain()), cs.Realm(), fmt.Sprint(cs.Domainless()), cs.CredentialArn()}
-	if sec := req.Secret; sec != nil {
-		parts = append(parts, sec.Username, strings.ToLower(sec.DomainName), sec.DistinguishedName)
-	} else {
-		parts = append(parts, c.Keytab, c.KeytabPrincipal)
-	}
-	parts = append(parts, strings.Join(c.DomainControllers, ","), c.DNSServer, c.KRB5Conf, fmt.Sprint(c.LDAPS), c.LDAPSCAFile,
-		c.LDAPSecurity, fmt.Sprint(c.AllowRC4), time.Duration(c.TicketLifetime).String(), time.Duration(c.RenewLifetime).String())
-	return store.Key(parts...)
-}
-
-// admit applies the policy to a label (whoever set it is not trusted):
-// the source, the spec it names, the container and the reader's secret.
-// Nothing reaches the network before the policy allowed the spec and the
-// secret, and a refusal names the rule.
-func (r *Request) admit(ctx context.Context, st *container.State, cfg *container.Config, lab container.Label) (*fetcher.Request, string, error) {
 	remote := newRemote(r.Config)
-	ct := policy.Container{Annotations: map[string]string{}, Labels: lab.Labels}
-	if ct.Labels == nil {
-		ct.Labels = container.DockerLabels(st, cfg)
+	fetch := r.Fetch
+	if fetch == nil {
+		fetch = fetcher.Fetch
 	}
-	for k, v := range cfg.Annotations {
-		ct.Annotations[k] = v
-	}
-	for k, v := range st.Annotations {
-		ct.Annotations[k] = v
-	}
-	ct.ContainerdNamespace, _ = container.ContainerdNamespace(st.Bundle, st.ID)
-	a, err := policy.New(r.Config).Admit(ctx, lab.Source, &ct, remote)
-	if err != nil {
-		return nil, "", err
-	}
-	req := &fetcher.Request{Source: lab.Source, Spec: a.Spec, Secret: a.Secret, Config: r.Config, Remote: remote}
-	rule := a.Rule
-	return req, rule, nil
+	return place.Create(ctx, place.Request{
+		Config: r.Config, ConfigPath: r.ConfigPath, ConfigErr: r.ConfigErr,
+		FindLabel: r.find, Remote: remote, Now: r.Now,
+		Fetch: func(ctx context.Context, a *place.Admitted) (*place.Fetched, error) {
+			res, err := fetch(ctx, fetcher.Request{Source: a.Source, Spec: a.Spec, Secret: a.Secret, Config: r.Config, Remote: remote})
+			if err != nil {
+				return nil, err
+			}
+			return fetched(res)
+		},
+	}, st, rep, t)
 }
+
+// CacheKey names the cache entry of an admitted request (place.CacheKey).
+func CacheKey(req *fetcher.Request) string { return place.CacheKey(req.Spec, req.Secret, req.Config) }
 
 // mount is createContainer: a container with a placed ticket directory gets
 // it mounted; one without is not labelled. A failed mount removes the
@@ -377,11 +215,11 @@ func (r *Request) mount(st *container.State, rep *Report, t time.Time) error {
 		if err != nil {
 			return err
 		}
-		t = rep.step("config", t)
+		t = rep.Lap("config", t)
 		if err := container.MountTicketDir(src, rootfs); err != nil {
 			return err
 		}
-		rep.step("mount", t)
+		rep.Lap("mount", t)
 		return nil
 	}()
 	if err != nil {
@@ -410,6 +248,6 @@ func (r *Request) poststop(st *container.State, rep *Report, t time.Time) error 
 	if err := container.Remove(runDir, st.ID, st.Bundle); err != nil {
 		return err
 	}
-	rep.step("remove", t)
+	rep.Lap("remove", t)
 	return nil
 }

@@ -6,14 +6,14 @@ import (
 	"time"
 
 	"github.com/gmsa-hook/gmsa-hook/fetcher"
+	"github.com/gmsa-hook/gmsa-hook/hook/place"
 	"github.com/gmsa-hook/gmsa-hook/hook/store"
 	"github.com/gmsa-hook/gmsa-hook/spec"
 	"github.com/gmsa-hook/gmsa-hook/spec/policy"
 )
 
 // TicketRequest asks the node's cache for the ticket of an admitted
-// request: the hook's creates and the ECS server's leases both go through
-// Ticket.
+// request (place.TicketRequest), with a fetch of Fetch.
 type TicketRequest struct {
 	Key   string           // the cache entry (CacheKey, or a key derived from it)
 	Fetch *fetcher.Request // what a fresh fetch asks
@@ -29,59 +29,44 @@ type TicketRequest struct {
 }
 
 // TicketResult is a ticket Ticket had.
-type TicketResult struct {
-	Ticket []byte
-	Entry  *store.Entry
-	Cached bool   // it came from the cache
-	Steps  []Step // a fresh fetch's, as "fetch.<step>"
-}
+type TicketResult = place.TicketResult
 
 // Ticket is the gMSA's ticket for an admitted request: the cached one when
-// it is valid beyond the threshold, else a fresh fetch, which replaces the
-// cache entry. Concurrent requests of one entry, in this process or
-// another, take the entry's lock in turn: the first fetches, the others
-// find its ticket.
+// it is valid beyond the threshold, else a fresh fetch (place.Ticket).
 func Ticket(ctx context.Context, s *store.Store, req TicketRequest) (*TicketResult, error) {
-	unlock, err := s.Lock(ctx, req.Key)
-	if err != nil {
-		return nil, err
-	}
-	defer unlock()
-	now := time.Now()
-	if req.Now != nil {
-		now = req.Now()
-	}
-	if e, t, err := s.Get(req.Key); err == nil && !req.Fresh && e.Expires.Sub(now) > req.Threshold {
-		return &TicketResult{Ticket: t, Entry: e, Cached: true}, nil
-	}
 	fetch := req.FetchFunc
 	if fetch == nil {
 		fetch = fetcher.Fetch
 	}
-	res, err := fetch(ctx, *req.Fetch)
+	return place.Ticket(ctx, s, place.TicketRequest{
+		Key: req.Key, Entry: req.Entry, Threshold: req.Threshold, Fresh: req.Fresh, Now: req.Now,
+		Fetch: func(ctx context.Context) (*place.Fetched, error) {
+			res, err := fetch(ctx, *req.Fetch)
+			if err != nil {
+				return nil, err
+			}
+			return fetched(res)
+		},
+	})
+}
+
+// fetched is what the cache keeps of a fetch.
+func fetched(res *fetcher.Result) (*place.Fetched, error) {
+	cache, err := res.Cache.MarshalBinary()
 	if err != nil {
 		return nil, err
 	}
-	out := &TicketResult{}
+	f := &place.Fetched{
+		Cache: cache, Account: res.Account, Realm: res.Realm, DC: res.DC, Previous: res.Previous, Expires: res.Expires,
+	}
+	if len(res.Cache.Credentials) > 0 {
+		f.RenewTill = res.Cache.Credentials[0].RenewTill
+	}
 	for _, fs := range res.Steps {
 		// Where the fetch's time went: fetch.login, fetch.ldap, ...
-		out.Steps = append(out.Steps, Step{"fetch." + fs.Name, fs.Elapsed})
+		f.Steps = append(f.Steps, Step{Name: "fetch." + fs.Name, Elapsed: fs.Elapsed})
 	}
-	if out.Ticket, err = res.Cache.MarshalBinary(); err != nil {
-		return nil, err
-	}
-	e := req.Entry
-	e.Key, e.Account, e.Realm, e.DC, e.Previous = req.Key, res.Account, res.Realm, res.DC, res.Previous
-	e.Fetched, e.Expires, e.Outcome, e.Error = now.UTC(), res.Expires.UTC(), "fetched", ""
-	e.Renewed, e.RenewTill = time.Time{}, time.Time{}
-	if len(res.Cache.Credentials) > 0 && !res.Cache.Credentials[0].RenewTill.IsZero() {
-		e.RenewTill = res.Cache.Credentials[0].RenewTill.UTC()
-	}
-	if err := s.Put(&e, out.Ticket); err != nil {
-		return nil, err
-	}
-	out.Entry = &e
-	return out, nil
+	return f, nil
 }
 
 // AdmitSpec applies the policy to a credential spec the ECS agent sent as
