@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -116,18 +115,61 @@ func (s *Source) setLocation(rest string) error {
 		}
 		s.ARN = rest
 	case strings.HasPrefix(rest, "file://"):
-		u, err := url.Parse(rest)
-		// A query or fragment would silently name another file.
-		if err != nil || (u.Host != "" && u.Host != "localhost") || u.Path == "" || u.RawQuery != "" || u.ForceQuery || u.Fragment != "" {
+		path, ok := fileURLPath(rest)
+		if !ok {
 			return fmt.Errorf("source %q: want file:///absolute/path", s.Raw)
 		}
-		s.Kind, s.Path = File, u.Path
+		s.Kind, s.Path = File, path
 	case strings.Contains(rest, "://"):
 		return fmt.Errorf("source %q: unsupported scheme; want a path, file://, or an SSM or S3 ARN", s.Raw)
 	default:
 		s.Kind, s.Path = File, rest
 	}
 	return nil
+}
+
+// fileURLPath is the path of file:///PATH or file://localhost/PATH, its
+// %XX escapes decoded; ok is false for any other host (user info too), a
+// query or fragment (they would silently name another file), an empty
+// path, a bad escape or a control character. It accepts what net/url's
+// Parse does with that result, and no more (FuzzFileURLPath), without
+// net/url, which Go would initialise late with all of net: package warm
+// reads labels before that (cmd/gmsa-hook/internal/warm).
+func fileURLPath(u string) (path string, ok bool) {
+	rest := strings.TrimPrefix(u, "file://")
+	host, p, found := strings.Cut(rest, "/")
+	if !found || (host != "" && host != "localhost") || strings.ContainsAny(p, "?#") {
+		return "", false
+	}
+	var b strings.Builder
+	b.WriteByte('/')
+	for i := 0; i < len(p); i++ {
+		c := p[i]
+		switch {
+		case c < 0x20 || c == 0x7f:
+			return "", false
+		case c == '%':
+			if i+2 >= len(p) || unhex(p[i+1]) < 0 || unhex(p[i+2]) < 0 {
+				return "", false
+			}
+			c = byte(unhex(p[i+1])<<4 | unhex(p[i+2]))
+			i += 2
+		}
+		b.WriteByte(c)
+	}
+	return b.String(), true
+}
+
+func unhex(c byte) int {
+	switch {
+	case '0' <= c && c <= '9':
+		return int(c - '0')
+	case 'a' <= c && c <= 'f':
+		return int(c - 'a' + 10)
+	case 'A' <= c && c <= 'F':
+		return int(c - 'A' + 10)
+	}
+	return -1
 }
 
 // ARN is the parsed form of an Amazon Resource Name.

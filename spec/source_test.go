@@ -3,6 +3,7 @@ package spec
 import (
 	"context"
 	"errors"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -312,4 +313,28 @@ func TestLoadRemote(t *testing.T) {
 			t.Errorf("Load(%s): %v, want %s", tt.raw, err, tt.want)
 		}
 	}
+}
+
+// FuzzFileURLPath: fileURLPath accepts a file URL only when net/url's Parse
+// does, to the same path with no other host, query or fragment; and every
+// such URL without user info or a '#' (net/url reads "x#" as no fragment).
+func FuzzFileURLPath(f *testing.F) {
+	for _, s := range []string{"file:///etc/gmsa/x.json", "file://localhost/x", "file:///a%20b", "file:///%zz", "file://host/x",
+		"file:///x?y", "file:///x#y", "file://", "file:///", "file://user@localhost/x", "file:///a\x7fb", "file:///%2F..%2Fshadow"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if !strings.HasPrefix(s, "file://") {
+			s = "file://" + s
+		}
+		got, ok := fileURLPath(s)
+		u, err := url.Parse(s)
+		urlOK := err == nil && (u.Host == "" || u.Host == "localhost") && u.Path != "" && u.RawQuery == "" && !u.ForceQuery && u.Fragment == ""
+		if ok && (!urlOK || u.Path != got) {
+			t.Fatalf("fileURLPath(%q) = %q, net/url: %+v %v", s, got, u, err)
+		}
+		if !ok && urlOK && u.User == nil && !strings.Contains(s, "#") {
+			t.Fatalf("fileURLPath(%q) refused what net/url reads as path %q", s, u.Path)
+		}
+	})
 }
