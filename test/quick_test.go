@@ -2,11 +2,13 @@ package test
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -147,5 +149,106 @@ func TestLabelledMountIsQuick(t *testing.T) {
 	}
 	if _, err := os.Lstat(containerDir(runDir, "failedmount", filepath.Join(dir, "failedmount"))); !os.IsNotExist(err) {
 		t.Errorf("a failed mount left the container's directory: %v", err)
+	}
+}
+
+// TestWarmCreateSkipsHeavyInit: a labelled container's createRuntime whose
+// gMSA ticket is in the node's cache ends before the AWS SDK, LDAP,
+// Kerberos, TLS and gRPC are initialised (package warm), and places the
+// cached ticket as the full run does; the real binary against the real
+// DC. Whatever the files alone cannot settle goes on to the full run: a
+// refused label (which the full run reports), an emptied cache (which it
+// fetches), a debug log.
+func TestWarmCreateSkipsHeavyInit(t *testing.T) {
+	dom := testDomain(t)
+	env := newHookEnv(t, dom, nil)
+	var cfg map[string]any
+	b, _ := os.ReadFile(env.config)
+	if err := json.Unmarshal(b, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	delete(cfg, "log_file")
+	quiet := writeJSON(t, t.TempDir(), "config.json", cfg, 0o644)
+	full := []string{"init crypto/tls ", "init net/http ", "init github.com/go-ldap/ldap/v3 ", "init github.com/aws/aws-sdk-go-v2/service/ssm/", "init google.golang.org/grpc "}
+	dir := t.TempDir()
+	bundle := func(id, label string) string {
+		b := filepath.Join(dir, id)
+		os.MkdirAll(filepath.Join(b, "rootfs"), 0o755)
+		os.WriteFile(filepath.Join(b, "config.json"), []byte(`{"ociVersion":"1.0.2","root":{"path":"rootfs"},"process":{"user":{"uid":1000,"gid":1000}},"annotations":{"credentialspec":"`+label+`"}}`), 0o644)
+		return b
+	}
+	// The test's own process stands for the container's.
+	create := func(config, id, bundle string) (string, int) {
+		state := fmt.Sprintf(`{"ociVersion":"1.0.2","id":%q,"status":"creating","pid":%d,"bundle":%q}`, id, os.Getpid(), bundle)
+		r := runHookInput(t, []string{"GODEBUG=inittrace=1"}, state, "hook", "createRuntime", "--config", config)
+		return r.stderr, r.code
+	}
+	initialised := func(trace string) (names []string) {
+		for _, h := range full {
+			if strings.Contains(trace, h) {
+				names = append(names, strings.TrimSpace(h))
+			}
+		}
+		return names
+	}
+	label := "file://" + dom.Credspec("webapp01-domainless")
+
+	// The first container fetches (a full run: the debug log is set).
+	b1 := bundle("warm1", label)
+	if tr, code := create(env.config, "warm1", b1); code != 0 || len(initialised(tr)) != len(full) {
+		t.Fatalf("first create: exit %d, initialised %v\n%s", code, initialised(tr), tr)
+	}
+	// The second, without the debug log, takes the cached ticket early.
+	b2 := bundle("warm2", label)
+	tr, code := create(quiet, "warm2", b2)
+	// (warm's own line never comes: its init ends the process.)
+	if code != 0 || !strings.Contains(tr, "init github.com/gmsa-hook/gmsa-hook/hook/store ") {
+		t.Fatalf("cached create: exit %d\n%s", code, tr)
+	}
+	if names := initialised(tr); len(names) > 0 {
+		t.Errorf("cached create initialised %v", names)
+	}
+	c1, c2 := containerDir(env.runDir, "warm1", b1), containerDir(env.runDir, "warm2", b2)
+	t1, err1 := os.ReadFile(filepath.Join(c1, "krbdir", "krb5cc"))
+	t2, err2 := os.ReadFile(filepath.Join(c2, "krbdir", "krb5cc"))
+	if err1 != nil || err2 != nil || !bytes.Equal(t1, t2) {
+		t.Fatalf("the cached create did not place the first one's ticket: %v %v", err1, err2)
+	}
+	var m struct {
+		Pid, UID int
+		Config   string
+		Account  string
+	}
+	mb, _ := os.ReadFile(filepath.Join(c2, "meta.json"))
+	if err := json.Unmarshal(mb, &m); err != nil || m.Pid != os.Getpid() || m.UID != 1000 || m.Config != quiet || m.Account != "webapp01$" {
+		t.Errorf("meta.json of the cached create: %+v %v\n%s", m, err, mb)
+	}
+	if fi, err := os.Stat(filepath.Join(c2, "krbdir", "krb5cc")); err != nil || fi.Mode().Perm() != 0o600 || fi.Sys().(*syscall.Stat_t).Uid != 1000 {
+		t.Errorf("the cached create's ticket: %v %v", fi, err)
+	}
+
+	// A label the policy refuses: the warm run leaves it, the full run
+	// refuses it and says why; nothing is placed.
+	b3 := bundle("warm3", "file:///etc/shadow")
+	tr, code = create(quiet, "warm3", b3)
+	if code == 0 || !strings.Contains(tr, "refused by policy") || len(initialised(tr)) != len(full) {
+		t.Errorf("refused label: exit %d, initialised %v\n%s", code, initialised(tr), tr)
+	}
+	if _, err := os.Lstat(containerDir(env.runDir, "warm3", b3)); !os.IsNotExist(err) {
+		t.Errorf("refused label left a directory: %v", err)
+	}
+
+	// No cached ticket: the full run fetches.
+	entries, _ := filepath.Glob(filepath.Join(env.runDir, "cache", "*"))
+	for _, e := range entries {
+		os.RemoveAll(e)
+	}
+	b4 := bundle("warm4", label)
+	tr, code = create(quiet, "warm4", b4)
+	if code != 0 || len(initialised(tr)) != len(full) {
+		t.Errorf("create with the cache emptied: exit %d, initialised %v\n%s", code, initialised(tr), tr)
+	}
+	if _, err := os.Stat(filepath.Join(containerDir(env.runDir, "warm4", b4), "krbdir", "krb5cc")); err != nil {
+		t.Errorf("create with the cache emptied placed no ticket: %v", err)
 	}
 }

@@ -14,6 +14,10 @@ import (
 	// without the label before they are, and does the wrapper's other runs
 	// (see the package's comment).
 	"github.com/gmsa-hook/gmsa-hook/cmd/gmsa-hook/internal/quick"
+	// Initialised after quick, before the AWS SDK, LDAP, Kerberos, TLS and
+	// gRPC: ends a labelled createRuntime whose ticket is in the node's
+	// cache (see the package's comment).
+	_ "github.com/gmsa-hook/gmsa-hook/cmd/gmsa-hook/internal/warm"
 )
 
 func main() {

@@ -179,6 +179,11 @@ func Create(ctx context.Context, r Request, st *container.State, rep *Report, t 
 	}
 	rep.Rule = adm.Rule
 	t = rep.Lap("policy", t)
+	if r.Fetch == nil && !store.OnMemoryFS(runDir) {
+		// Opening the store would mount a tmpfs there, which a container
+		// made before may not see: the full run says so.
+		return fmt.Errorf("%w: %s is not a memory file system yet", ErrFullRun, runDir)
+	}
 	s, mounted, err := store.Open(runDir)
 	if err != nil {
 		return err

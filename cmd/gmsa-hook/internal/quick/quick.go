@@ -41,6 +41,12 @@ import (
 // consumed is what init read from stdin, when it read it.
 var consumed []byte
 
+// left is the hook run init read the state of and left for later.
+var left struct {
+	stage  container.Stage
+	config string
+}
+
 func init() {
 	if len(os.Args) > 0 && wrapper.Is(os.Args[0]) {
 		// The runtime wrapper needs nothing but files either, labelled or
@@ -78,7 +84,22 @@ func quickRun(args []string, stdin io.Reader) bool {
 	if err != nil {
 		return false
 	}
-	return container.QuickRun(stage, st, runDir)
+	if container.QuickRun(stage, st, runDir) {
+		return true
+	}
+	left.stage, left.config = stage, cfgPath
+	return false
+}
+
+// Left is the hook run init read the state of and left to be done: its
+// stage, its --config file and the state read; ok is false when there is
+// none (not a hook run, one with a debug log, one done here). Package
+// warm (cmd/gmsa-hook/internal/warm) looks at it before the full run.
+func Left() (stage container.Stage, config string, state []byte, ok bool) {
+	if left.stage == "" {
+		return "", "", nil, false
+	}
+	return left.stage, left.config, consumed, true
 }
 
 // configFlag finds --config in the flags install writes after the stage;
