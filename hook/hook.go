@@ -155,13 +155,6 @@ func Run(ctx context.Context, req Request) (*Report, error) {
 
 func (r *Request) runDir() string { return r.Config.RunDirOrDefault() }
 
-func (r *Request) now() time.Time {
-	if r.Now != nil {
-		return r.Now()
-	}
-	return time.Now()
-}
-
 // create is createRuntime and prestart: find the label, fetch, place
 // (package place), with every source and a fetch.
 func (r *Request) create(ctx context.Context, st *container.State, rep *Report, t time.Time) error {
