@@ -14,10 +14,12 @@
 // for a container without the label; mounting a labelled container's
 // ticket directory at createContainer, once createRuntime has placed it;
 // and removing a stopped container's directory at poststop. A labelled
-// container thus pays the full initialisation once, at createRuntime,
-// where the ticket is got. Whatever it is unsure of, or finds wrong, it
-// leaves to the full run, which gets the container state it read back from
-// Stdin and reports any problem.
+// createRuntime it leaves (Left) to package warm, which places a ticket
+// the node's cache holds, and to the full run, which fetches: a labelled
+// container pays the full initialisation only when its gMSA's ticket is
+// fetched. Whatever it is unsure of, or finds wrong, it leaves to the full
+// run, which gets the container state it read back from Stdin and
+// reports any problem.
 //
 // A run under the wrapper's name (gmsa-runc, package hook/wrapper) that
 // only passes through has exec'd the real runtime already, in package
