@@ -78,6 +78,22 @@ func TestInstallDockerDefault(t *testing.T) {
 	if ran == 0 {
 		t.Errorf("no hook ran for the labelled container")
 	}
+	// The next labelled container: the first one's createRuntime laid the
+	// run directory out, so the wrapper makes the ticket directory and has
+	// runc bind it (config.json's mounts): no createContainer hook runs,
+	// and createRuntime checks that the container sees the directory.
+	out, err = run("file://"+dom.Credspec("webapp01-domainless"), "sh", "-c", `grep -c " /var/credentials-fetcher/krbdir ro,nosuid,nodev,noexec" /proc/self/mountinfo && /probe`)
+	if err != nil || !strings.Contains(out, probeOK(dom)) || !strings.HasPrefix(out, "1\n") {
+		t.Errorf("docker run labelled, bound by runc: %v\n%s", err, out)
+	}
+	var stages []string
+	for _, l := range env.logLines(t)[ran:] {
+		stages = append(stages, l.Stage)
+	}
+	if strings.Join(stages, " ") != "createRuntime poststop" {
+		t.Errorf("the container bound by runc ran the stages %v, want createRuntime and poststop", stages)
+	}
+	ran = len(env.logLines(t))
 	// Unlabelled: no ticket, no KRB5CCNAME, and no hook run at all.
 	out, err = run("", "sh", "-c", `test ! -e /var/credentials-fetcher/krbdir/krb5cc && test -z "$KRB5CCNAME" && echo no-ticket`)
 	if err != nil || out != "no-ticket\n" {

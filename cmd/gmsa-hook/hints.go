@@ -9,6 +9,7 @@ import (
 	"github.com/gmsa-hook/gmsa-hook/hook"
 	"github.com/gmsa-hook/gmsa-hook/hook/config"
 	"github.com/gmsa-hook/gmsa-hook/hook/container"
+	"github.com/gmsa-hook/gmsa-hook/hook/place"
 	"github.com/gmsa-hook/gmsa-hook/hook/store"
 	"github.com/gmsa-hook/gmsa-hook/hook/wrapper"
 	"github.com/gmsa-hook/gmsa-hook/install"
@@ -64,6 +65,7 @@ var hintTable = []hint{
 	{container.ErrBundle, "check the bundle's config.json: the hook reads root.path, annotations, process.user and linux.uidMappings"},
 	{hook.ErrRunDir, "set \"run_dir\" in the config file to an absolute path on a tmpfs, e.g. /run/gmsa-hook: a directory of root's (0711), not a symlink, that nobody else can write"},
 	{hook.ErrInUse, "the same container id runs from the same bundle path under two runtimes (runc --root, containerd namespaces): give each its own bundle directory, or delete the other container first"},
+	{place.ErrNotBound, "the runtime wrapper names the bundle by the path the runtime is given; start the container again, and if it recurs, set the wrapper's runtime to runc or crun as installed (gmsa-hook install --runtime docker or containerd again)"},
 	{hook.ErrNoTicket, "install the createRuntime hook next to createContainer (gmsa-hook install writes both)"},
 	{container.ErrUnmapped, "run the container as a user that linux.uidMappings and linux.gidMappings map to the host"},
 	{hook.ErrMount, "the image must have a directory, or nothing, at /var/credentials-fetcher/krbdir, on the rootfs's own filesystem (no symlink to /proc or /sys, no volume mounted on the path)"},

@@ -261,3 +261,10 @@ func mkdirInRoot(root int, relPath string) (int, error) {
 	}
 	return -1, unix.ENOENT
 }
+
+// OnMemoryFS reports whether dir is on a memory file system (tmpfs or
+// ramfs), where tickets may be kept.
+func OnMemoryFS(dir string) bool {
+	var st unix.Statfs_t
+	return unix.Statfs(dir, &st) == nil && (st.Type == unix.TMPFS_MAGIC || st.Type == unix.RAMFS_MAGIC)
+}

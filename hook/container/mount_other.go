@@ -10,3 +10,6 @@ import (
 func MountTicketDir(src, rootfs string) error {
 	return fmt.Errorf("%w onto %s in %s: containers' ticket mounts need Linux", ErrMount, MountPoint, rootfs)
 }
+
+// OnMemoryFS is false outside Linux.
+func OnMemoryFS(string) bool { return false }

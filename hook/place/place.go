@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"time"
@@ -218,6 +219,10 @@ func Create(ctx context.Context, r Request, st *container.State, rep *Report, t 
 	if err := s.Place(m, res.Ticket); err != nil {
 		return err
 	}
+	if err := seesTicketDir(st, cfg, runDir); err != nil {
+		_ = container.Remove(runDir, st.ID, st.Bundle)
+		return err
+	}
 	t = rep.Lap("write", t)
 	rep.Swept = s.Sweep(filepath.Base(dir), r.now())
 	rep.Lap("sweep", t)
@@ -287,4 +292,49 @@ func CacheKey(cs *spec.CredSpec, sec *spec.Secret, c config.Config) string {
 	parts = append(parts, strings.Join(c.DomainControllers, ","), c.DNSServer, c.KRB5Conf, fmt.Sprint(c.LDAPS), c.LDAPSCAFile,
 		c.LDAPSecurity, fmt.Sprint(c.AllowRC4), time.Duration(c.TicketLifetime).String(), time.Duration(c.RenewLifetime).String())
 	return store.Key(parts...)
+}
+
+// ErrNotBound marks a container whose runtime bound another directory
+// than its ticket directory where it looks for the ticket.
+var ErrNotBound = errors.New("the container does not see its ticket directory")
+
+// seesTicketDir checks a container whose config.json binds a directory of
+// run_dir where it looks for the ticket (the runtime wrapper's
+// TicketMount, instead of the createContainer hook): the runtime mounted
+// it before this stage, so what the container has at the mount point must
+// be the very directory the ticket was placed in. It fails closed: a
+// container started without its ticket would fail later, and less clearly.
+func seesTicketDir(st *container.State, cfg *container.Config, runDir string) error {
+	want := container.TicketDir(runDir, st.ID, st.Bundle)
+	var src string
+	for _, m := range cfg.Mounts {
+		if path.Clean(m.Destination) == container.MountPoint && strings.HasPrefix(m.Source, runDir+"/") {
+			src = m.Source
+		}
+	}
+	if src == "" {
+		return nil
+	}
+	if src != want {
+		return fmt.Errorf("%w: config.json binds %s onto %s, not its ticket directory %s (the runtime wrapper saw another bundle path than the runtime reports, %s)", ErrNotBound, src, container.MountPoint, want, st.Bundle)
+	}
+	rootfs, err := cfg.Rootfs(st.Bundle)
+	if err != nil {
+		return err
+	}
+	if st.Pid <= 0 {
+		return fmt.Errorf("%w: the runtime gave no process to look through (state pid %d)", ErrNotBound, st.Pid)
+	}
+	seen, err := os.Stat(fmt.Sprintf("/proc/%d/root%s%s", st.Pid, rootfs, container.MountPoint))
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrNotBound, err)
+	}
+	placed, err := os.Stat(want)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrNotBound, err)
+	}
+	if !os.SameFile(seen, placed) {
+		return fmt.Errorf("%w: what it has at %s is not %s", ErrNotBound, container.MountPoint, want)
+	}
+	return nil
 }

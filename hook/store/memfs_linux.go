@@ -36,9 +36,3 @@ func memoryFS(dir string) (mounted bool, err error) {
 	}
 	return true, nil
 }
-
-// OnMemoryFS reports whether dir is on a memory file system.
-func OnMemoryFS(dir string) bool {
-	var st unix.Statfs_t
-	return unix.Statfs(dir, &st) == nil && (st.Type == unix.TMPFS_MAGIC || st.Type == unix.RAMFS_MAGIC)
-}

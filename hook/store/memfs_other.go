@@ -9,6 +9,3 @@ import "fmt"
 func memoryFS(dir string) (bool, error) {
 	return false, fmt.Errorf("%w: %s: gmsa-hook keeps tickets on a Linux tmpfs only", ErrRunDir, dir)
 }
-
-// OnMemoryFS is false outside Linux.
-func OnMemoryFS(string) bool { return false }

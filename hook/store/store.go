@@ -70,6 +70,10 @@ type Store struct {
 	Dir string
 }
 
+// OnMemoryFS reports whether dir is on a memory file system
+// (container.OnMemoryFS).
+func OnMemoryFS(dir string) bool { return container.OnMemoryFS(dir) }
+
 // Open makes the store's directories when missing and checks what was
 // there: real directories of root's (or the euid's) that nobody else can
 // write (container.CheckRunDir), a memory file system (mounted when
@@ -145,6 +149,24 @@ func makeDir(dir string, mode os.FileMode) error {
 	return nil
 }
 
+// keepDir is makeDir for a directory that may exist already (as root's:
+// it is chowned back to root), which keeps its inode.
+func keepDir(dir string, mode os.FileMode) error {
+	if err := os.Mkdir(dir, mode); err != nil && !errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("make %s: %w", dir, err)
+	}
+	if info, err := os.Lstat(dir); err != nil || !info.IsDir() {
+		return fmt.Errorf("make %s: not a directory", dir)
+	}
+	if err := os.Lchown(dir, os.Geteuid(), os.Getegid()); err != nil {
+		return fmt.Errorf("make %s: %w", dir, err)
+	}
+	if err := os.Chmod(dir, mode); err != nil {
+		return fmt.Errorf("make %s: %w", dir, err)
+	}
+	return nil
+}
+
 // ContainerDir is the directory of one container.
 func (s *Store) ContainerDir(id, bundle string) string { return container.Dir(s.Dir, id, bundle) }
 
@@ -187,13 +209,15 @@ func WriteMeta(dir string, m *Meta) error {
 // fresh container directory. On failure nothing is left.
 func (s *Store) Place(m *Meta, ticket []byte) (err error) {
 	dir := s.ContainerDir(m.ID, m.Bundle)
+	kd := filepath.Join(dir, container.KrbDir)
 	// A directory left by an earlier container of the same name and bundle
 	// (one whose poststop never ran; the hook checked it is nobody's) is
-	// replaced.
-	if err := os.RemoveAll(dir); err != nil {
+	// replaced, all but its krbdir, which the runtime wrapper made before
+	// runc ran and config.json's mount already names (emptied here).
+	if err := clearExcept(dir, container.KrbDir); err != nil {
 		return fmt.Errorf("remove stale %s: %w", dir, err)
 	}
-	if err := makeDir(dir, 0o711); err != nil {
+	if err := keepDir(dir, 0o711); err != nil {
 		return err
 	}
 	defer func() {
@@ -201,8 +225,10 @@ func (s *Store) Place(m *Meta, ticket []byte) (err error) {
 			os.RemoveAll(dir)
 		}
 	}()
-	kd := filepath.Join(dir, container.KrbDir)
-	if err := makeDir(kd, 0o700); err != nil {
+	if err := clearExcept(kd, ""); err != nil {
+		return fmt.Errorf("remove stale %s: %w", kd, err)
+	}
+	if err := keepDir(kd, 0o700); err != nil {
 		return err
 	}
 	if err := os.Chown(kd, m.UID, m.GID); err != nil {
@@ -212,6 +238,35 @@ func (s *Store) Place(m *Meta, ticket []byte) (err error) {
 		return fmt.Errorf("write credential cache %s: %w", filepath.Join(kd, TicketFile), err)
 	}
 	return WriteMeta(dir, m)
+}
+
+// clearExcept empties dir but for its entry keep, when that is a
+// directory (not a symlink); a dir that is not a directory is removed.
+// None is no error.
+func clearExcept(dir, keep string) error {
+	info, err := os.Lstat(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if !info.IsDir() {
+		return os.Remove(dir)
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if e.Name() == keep && e.Type().IsDir() {
+			continue
+		}
+		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Replace puts a new ticket into a live container's directory: atomically

@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gmsa-hook/gmsa-hook/hook/container"
 )
 
 // tmpfsDir is a directory on a tmpfs of the test's own.
@@ -213,5 +215,45 @@ func TestCacheEntries(t *testing.T) {
 	}
 	if _, _, err := s.Get(e.Key); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("after Remove: %v", err)
+	}
+}
+
+// TestPlaceKeepsBoundKrbdir: Place fills a krbdir that exists already (the
+// runtime wrapper made it, and config.json's mount names it) instead of
+// replacing it, so the container sees the ticket; what an earlier
+// container left there is removed, and its owner becomes the container's.
+func TestPlaceKeepsBoundKrbdir(t *testing.T) {
+	s, _, err := Open(tmpfsDir(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &Meta{ID: "c1", Bundle: "/b/c1", UID: 1000, GID: 1000}
+	dir := s.ContainerDir(m.ID, m.Bundle)
+	kd := filepath.Join(dir, container.KrbDir)
+	if err := os.MkdirAll(kd, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(kd, "left-behind"), []byte("x"), 0o600)
+	os.WriteFile(filepath.Join(dir, "stale"), []byte("x"), 0o600)
+	before, _ := os.Stat(kd)
+	if err := s.Place(m, []byte("ticket")); err != nil {
+		t.Fatal(err)
+	}
+	after, err := os.Stat(kd)
+	if err != nil || !os.SameFile(before, after) {
+		t.Fatalf("krbdir replaced: %v", err)
+	}
+	if st := after.Sys().(*syscall.Stat_t); st.Uid != 1000 || after.Mode().Perm() != 0o700 {
+		t.Errorf("krbdir uid %d mode %v, want 1000 0700", st.Uid, after.Mode().Perm())
+	}
+	entries, _ := os.ReadDir(kd)
+	if len(entries) != 1 || entries[0].Name() != TicketFile {
+		t.Errorf("krbdir holds %v, want only %s", entries, TicketFile)
+	}
+	if _, err := os.Lstat(filepath.Join(dir, "stale")); !os.IsNotExist(err) {
+		t.Errorf("a stale file stayed: %v", err)
+	}
+	if _, err := ReadMeta(dir); err != nil {
+		t.Errorf("meta.json: %v", err)
 	}
 }

@@ -40,6 +40,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/gmsa-hook/gmsa-hook/hook/atomicfile"
+	"github.com/gmsa-hook/gmsa-hook/hook/config"
 	"github.com/gmsa-hook/gmsa-hook/hook/container"
 	"github.com/gmsa-hook/gmsa-hook/hook/wrapper/passthrough"
 )
@@ -152,7 +153,12 @@ func Bundle(bundle, id string, hooks specs.Hooks) error {
 	if !Labelled(&spec, bundle, id) {
 		return nil
 	}
-	out, err := Edit(b, hooks)
+	var mount *specs.Mount
+	if src, ok := ticketDir(bundle, id, hooks); ok {
+		m := TicketMount(src)
+		mount, hooks.CreateContainer = &m, nil
+	}
+	out, err := Edit(b, hooks, mount)
 	if err != nil {
 		return fmt.Errorf("%s: %w", file, err)
 	}
@@ -186,12 +192,78 @@ func Labelled(spec *specs.Spec, bundle, id string) bool {
 	return err != nil || lab.Source != ""
 }
 
-// Edit adds hooks to a config.json and KRB5CCNAME to its process's
-// environment unless set, and returns the new file. gmsa-hook's earlier
-// entries (the same path, or args "gmsa-hook hook ...") are replaced; every
-// field runtime-spec's types do not model, at any level it touches
-// (the top level, process, hooks, other hook entries), is kept as written.
-func Edit(configJSON []byte, hooks specs.Hooks) ([]byte, error) {
+// TicketMount is the read-only bind of a container's ticket directory
+// (src) where the container looks for it: what the wrapper puts in
+// config.json instead of the createContainer hook when it could make the
+// directory before the runtime runs, so that the runtime mounts it
+// itself, one start of gmsa-hook fewer. createRuntime places the ticket in
+// that very directory and checks that the container sees it.
+func TicketMount(src string) specs.Mount {
+	return specs.Mount{Destination: container.MountPoint, Type: "bind", Source: src, Options: []string{"bind", "ro", "nosuid", "nodev", "noexec"}}
+}
+
+// ticketDir makes a labelled container's ticket directory before the
+// runtime runs, empty and root's, where its createRuntime hook will place
+// the ticket, and returns it. ok is false where it cannot be sure of the
+// directory the hook will use, or cannot make it: a bundle path that is not
+// absolute and clean, no createRuntime hook, a configuration file it
+// cannot read, a run_dir not yet laid out by the hook or not on a memory
+// file system. The createContainer hook then mounts the directory.
+func ticketDir(bundle, id string, hooks specs.Hooks) (string, bool) {
+	if !path.IsAbs(bundle) || path.Clean(bundle) != bundle || len(hooks.CreateRuntime) == 0 {
+		return "", false
+	}
+	cfgPath, ok := configArg(hooks.CreateRuntime[0].Args)
+	if !ok {
+		return "", false
+	}
+	runDir, _, ok := config.QuickSettings(cfgPath, container.ReadSmall)
+	if !ok || !path.IsAbs(runDir) {
+		return "", false
+	}
+	containers := path.Join(runDir, container.ContainersDir)
+	if fi, err := os.Lstat(containers); err != nil || !fi.IsDir() || !container.OnMemoryFS(containers) || container.CheckRunDir(runDir) != nil {
+		return "", false
+	}
+	dir := container.Dir(runDir, id, bundle)
+	for _, d := range []struct {
+		path string
+		mode os.FileMode
+	}{{dir, 0o711}, {path.Join(dir, container.KrbDir), 0o700}} {
+		if err := os.Mkdir(d.path, d.mode); err != nil && !errors.Is(err, os.ErrExist) {
+			return "", false
+		}
+		if fi, err := os.Lstat(d.path); err != nil || !fi.IsDir() {
+			return "", false
+		}
+	}
+	return path.Join(dir, container.KrbDir), true
+}
+
+// configArg is the --config of a hook's arguments ("" without one, as the
+// hook then reads none); ok is false for one without a value.
+func configArg(args []string) (string, bool) {
+	for i, a := range args {
+		if v, found := strings.CutPrefix(a, "--config="); found {
+			return v, v != ""
+		}
+		if a == "--config" {
+			if i+1 >= len(args) || args[i+1] == "" {
+				return "", false
+			}
+			return args[i+1], true
+		}
+	}
+	return "", true
+}
+
+// Edit adds hooks to a config.json, the mount when not nil, and
+// KRB5CCNAME to its process's environment unless set, and returns the new
+// file. gmsa-hook's earlier entries (the same path, or args "gmsa-hook
+// hook ..."; the same mount) are replaced; every field runtime-spec's
+// types do not model, at any level it touches (the top level, process,
+// hooks, other hook entries, other mounts), is kept as written.
+func Edit(configJSON []byte, hooks specs.Hooks, mount *specs.Mount) ([]byte, error) {
 	var top map[string]json.RawMessage
 	if err := json.Unmarshal(configJSON, &top); err != nil {
 		return nil, fmt.Errorf("%w: %s", container.ErrBundle, container.JSONProblem(err))
@@ -202,10 +274,38 @@ func Edit(configJSON []byte, hooks specs.Hooks) ([]byte, error) {
 	if err := editHooks(top, hooks); err != nil {
 		return nil, err
 	}
+	if mount != nil {
+		if err := editMounts(top, *mount); err != nil {
+			return nil, err
+		}
+	}
 	if err := editEnv(top); err != nil {
 		return nil, err
 	}
 	return marshal(top)
+}
+
+// editMounts appends mount, last so that nothing mounts over it, after
+// removing an earlier copy of it.
+func editMounts(top map[string]json.RawMessage, mount specs.Mount) error {
+	var list []json.RawMessage
+	if raw, ok := top["mounts"]; ok && string(raw) != "null" {
+		if err := json.Unmarshal(raw, &list); err != nil {
+			return fmt.Errorf("%w: \"mounts\" is not a list", container.ErrBundle)
+		}
+	}
+	list = slices.DeleteFunc(list, func(e json.RawMessage) bool {
+		var m specs.Mount
+		return json.Unmarshal(e, &m) == nil && m.Destination == mount.Destination && m.Source == mount.Source
+	})
+	b, err := marshal(mount)
+	if err != nil {
+		return err
+	}
+	if top["mounts"], err = marshal(append(list, b)); err != nil {
+		return err
+	}
+	return nil
 }
 
 // marshal is json.Marshal without HTML escaping: strings of the file keep

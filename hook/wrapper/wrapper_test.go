@@ -11,6 +11,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/gmsa-hook/gmsa-hook/hook/container"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files")
@@ -30,7 +32,7 @@ func TestEditGolden(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := Edit(in, testHooks)
+	got, err := Edit(in, testHooks, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,7 +44,7 @@ func TestEditGolden(t *testing.T) {
 	if !bytes.Equal(got, want) {
 		t.Errorf("differs from %s (go test -update):\n%s", golden, got)
 	}
-	again, err := Edit(got, testHooks)
+	again, err := Edit(got, testHooks, nil)
 	if err != nil || !bytes.Equal(again, got) {
 		t.Errorf("a second edit changed the file: %v\n%s", err, again)
 	}
@@ -59,7 +61,7 @@ func TestEditGolden(t *testing.T) {
 }
 
 func TestEditKeepsKRB5CCNAME(t *testing.T) {
-	got, err := Edit([]byte(`{"process":{"env":["KRB5CCNAME=/tmp/mine"]}}`), testHooks)
+	got, err := Edit([]byte(`{"process":{"env":["KRB5CCNAME=/tmp/mine"]}}`), testHooks, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,7 +70,7 @@ func TestEditKeepsKRB5CCNAME(t *testing.T) {
 	if diff := cmp.Diff([]string{"KRB5CCNAME=/tmp/mine"}, s.Process.Env); diff != "" {
 		t.Errorf("env (-want +got)\n%s", diff)
 	}
-	got, _ = Edit([]byte(`{"process":{}}`), testHooks)
+	got, _ = Edit([]byte(`{"process":{}}`), testHooks, nil)
 	json.Unmarshal(got, &s)
 	if diff := cmp.Diff([]string{KRB5CCName}, s.Process.Env); diff != "" {
 		t.Errorf("env (-want +got)\n%s", diff)
@@ -82,7 +84,7 @@ func TestEditErrors(t *testing.T) {
 		`{"hooks":{"poststop":{}}}`:  `unusable bundle config.json: "hooks.poststop" is not a list`,
 		`{"process":{"env":"PATH"}}`: `unusable bundle config.json: "process.env" is not a list of strings`,
 	} {
-		if _, err := Edit([]byte(in), testHooks); err == nil || !strings.HasPrefix(err.Error(), want) {
+		if _, err := Edit([]byte(in), testHooks, nil); err == nil || !strings.HasPrefix(err.Error(), want) {
 			t.Errorf("%s: error %v, want %q", in, err, want)
 		}
 	}
@@ -98,10 +100,12 @@ func TestBundle(t *testing.T) {
 		}
 	}
 	dir := t.TempDir()
+	// No configuration file: the wrapper cannot know the run directory.
+	hooks := hooksWith(filepath.Join(dir, "none.json"))
 	plain := filepath.Join(dir, "plain")
 	write(plain, `{"process":{"env":[]},"annotations":{"other":"x"}}`)
 	before, _ := os.Stat(filepath.Join(plain, "config.json"))
-	if err := Bundle(plain, "plain", testHooks); err != nil {
+	if err := Bundle(plain, "plain", hooks); err != nil {
 		t.Fatal(err)
 	}
 	after, _ := os.Stat(filepath.Join(plain, "config.json"))
@@ -111,7 +115,7 @@ func TestBundle(t *testing.T) {
 
 	labelled := filepath.Join(dir, "labelled")
 	write(labelled, `{"process":{"env":[]},"annotations":{"credentialspec":"file://a.json"}}`)
-	if err := Bundle(labelled, "labelled", testHooks); err != nil {
+	if err := Bundle(labelled, "labelled", hooks); err != nil {
 		t.Fatal(err)
 	}
 	info, _ := os.Stat(filepath.Join(labelled, "config.json"))
@@ -137,7 +141,7 @@ func TestBundle(t *testing.T) {
 	os.WriteFile(filepath.Join(ddir, "config.v2.json"), v2, 0o600)
 	docker := filepath.Join(dir, "io.containerd.runtime.v2.task", "moby", id)
 	write(docker, `{"process":{"env":[]},"mounts":[{"destination":"/etc/hostname","type":"bind","source":"`+filepath.Join(ddir, "hostname")+`"}]}`)
-	if err := Bundle(docker, id, testHooks); err != nil {
+	if err := Bundle(docker, id, hooks); err != nil {
 		t.Fatal(err)
 	}
 	b, _ = os.ReadFile(filepath.Join(docker, "config.json"))
@@ -178,5 +182,107 @@ func TestPrepare(t *testing.T) {
 	os.WriteFile(ConfigPath(w), []byte(`{"runtime":"/usr/sbin/runc","typo":1}`), 0o644)
 	if _, _, err := Prepare(args); err == nil || !strings.Contains(err.Error(), `unknown field "typo"`) {
 		t.Errorf("unknown key: %v", err)
+	}
+}
+
+// hooksWith is testHooks reading the configuration file cfg.
+func hooksWith(cfg string) specs.Hooks {
+	h := specs.Hooks{}
+	for _, s := range []struct{ from, to *[]specs.Hook }{{&testHooks.CreateRuntime, &h.CreateRuntime}, {&testHooks.CreateContainer, &h.CreateContainer}, {&testHooks.Poststop, &h.Poststop}} {
+		for _, e := range *s.from {
+			e.Args = append([]string{}, e.Args...)
+			e.Args[len(e.Args)-1] = cfg
+			*s.to = append(*s.to, e)
+		}
+	}
+	return h
+}
+
+// memDir is a directory of the test's own on a memory file system.
+func memDir(t *testing.T) string {
+	t.Helper()
+	if !container.OnMemoryFS("/dev/shm") {
+		t.Fatal("/dev/shm is not a tmpfs: the test needs a memory file system")
+	}
+	dir, err := os.MkdirTemp("/dev/shm", "gmsa-wrapper-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
+}
+
+// TestBundleMount: where the hook's run directory is laid out on a memory
+// file system, a labelled bundle gets its ticket directory made and bound
+// by config.json's mounts, and no createContainer hook; where the wrapper
+// cannot be sure (no layout yet, a disk, a relative bundle path) it gets
+// the createContainer hook as before.
+func TestBundleMount(t *testing.T) {
+	runDir := memDir(t)
+	cfgFile := filepath.Join(t.TempDir(), "config.json")
+	os.WriteFile(cfgFile, []byte(`{"run_dir":"`+runDir+`"}`), 0o600)
+	hooks := hooksWith(cfgFile)
+	bundle := func(id string) string {
+		b := filepath.Join(t.TempDir(), id)
+		os.MkdirAll(b, 0o755)
+		os.WriteFile(filepath.Join(b, "config.json"), []byte(`{"process":{"env":[]},"mounts":[{"destination":"/proc","type":"proc","source":"proc"}],"annotations":{"credentialspec":"file://a.json"}}`), 0o644)
+		return b
+	}
+	read := func(b string) specs.Spec {
+		var s specs.Spec
+		data, _ := os.ReadFile(filepath.Join(b, "config.json"))
+		if err := json.Unmarshal(data, &s); err != nil || s.Hooks == nil {
+			t.Fatalf("%s: %v %s", b, err, data)
+		}
+		return s
+	}
+	ticketMounts := func(s specs.Spec) (n int) {
+		for _, m := range s.Mounts {
+			if m.Destination == container.MountPoint {
+				n++
+			}
+		}
+		return n
+	}
+
+	// No layout yet (the hook makes it at its first createRuntime).
+	b1 := bundle("m1")
+	if err := Bundle(b1, "m1", hooks); err != nil {
+		t.Fatal(err)
+	}
+	if s := read(b1); len(s.Hooks.CreateContainer) != 1 || ticketMounts(s) != 0 {
+		t.Errorf("without a layout: want the createContainer hook, got %+v", s)
+	}
+
+	os.Mkdir(filepath.Join(runDir, container.ContainersDir), 0o711)
+	b2 := bundle("m2")
+	for range 2 {
+		if err := Bundle(b2, "m2", hooks); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := read(b2)
+	want := TicketMount(container.TicketDir(runDir, "m2", b2))
+	if len(s.Hooks.CreateContainer) != 0 || len(s.Hooks.CreateRuntime) != 1 || len(s.Hooks.Poststop) != 1 ||
+		ticketMounts(s) != 1 || !cmp.Equal(s.Mounts[len(s.Mounts)-1], want) || s.Mounts[0].Type != "proc" {
+		t.Errorf("with the layout: hooks %+v, mounts %+v; want the last mount %+v", s.Hooks, s.Mounts, want)
+	}
+	if fi, err := os.Lstat(want.Source); err != nil || !fi.IsDir() || fi.Mode().Perm() != 0o700 {
+		t.Errorf("the ticket directory: %v %v", fi, err)
+	}
+
+	// A run directory on a disk: the hook would mount a tmpfs over it.
+	disk := t.TempDir()
+	os.Mkdir(filepath.Join(disk, container.ContainersDir), 0o711)
+	os.WriteFile(cfgFile, []byte(`{"run_dir":"`+disk+`"}`), 0o600)
+	b3 := bundle("m3")
+	if err := Bundle(b3, "m3", hooks); err != nil {
+		t.Fatal(err)
+	}
+	if s := read(b3); len(s.Hooks.CreateContainer) != 1 || ticketMounts(s) != 0 {
+		t.Errorf("a run directory on a disk: want the createContainer hook, got %+v", s)
+	}
+	if entries, _ := os.ReadDir(filepath.Join(disk, container.ContainersDir)); len(entries) != 0 {
+		t.Errorf("made on a disk: %v", entries)
 	}
 }
