@@ -7,7 +7,11 @@
 // whose --label stays out of the annotations, the container's label in its
 // config.v2.json. It then adds gmsa-hook's hooks (createRuntime,
 // createContainer, poststop) and KRB5CCNAME to the bundle's config.json
-// and replaces the file atomically. Every other command and every other
+// and replaces the file atomically. Once the hook has laid out its run
+// directory on a memory file system, the wrapper makes the container's
+// ticket directory itself and has the runtime bind it read-only
+// (TicketMount) instead of the createContainer hook: one start of
+// gmsa-hook fewer per container. Every other command and every other
 // container goes straight to the real runtime with one exec, nothing parsed
 // beyond the bundle's config.json. The wrapper adds no trust: the hook still
 // checks the label against the policy at createRuntime.
