@@ -159,19 +159,11 @@ func (r *Request) runDir() string { return r.Config.RunDirOrDefault() }
 // (package place), with every source and a fetch.
 func (r *Request) create(ctx context.Context, st *container.State, rep *Report, t time.Time) error {
 	remote := newRemote(r.Config)
-	fetch := r.Fetch
-	if fetch == nil {
-		fetch = fetcher.Fetch
-	}
 	return place.Create(ctx, place.Request{
 		Config: r.Config, ConfigPath: r.ConfigPath, ConfigErr: r.ConfigErr,
 		FindLabel: r.find, Remote: remote, Now: r.Now,
 		Fetch: func(ctx context.Context, a *place.Admitted) (*place.Fetched, error) {
-			res, err := fetch(ctx, fetcher.Request{Source: a.Source, Spec: a.Spec, Secret: a.Secret, Config: r.Config, Remote: remote})
-			if err != nil {
-				return nil, err
-			}
-			return fetched(res)
+			return fetchTicket(ctx, r.Fetch, fetcher.Request{Source: a.Source, Spec: a.Spec, Secret: a.Secret, Config: r.Config, Remote: remote})
 		},
 	}, st, rep, t)
 }

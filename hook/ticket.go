@@ -34,24 +34,22 @@ type TicketResult = place.TicketResult
 // Ticket is the gMSA's ticket for an admitted request: the cached one when
 // it is valid beyond the threshold, else a fresh fetch (place.Ticket).
 func Ticket(ctx context.Context, s *store.Store, req TicketRequest) (*TicketResult, error) {
-	fetch := req.FetchFunc
-	if fetch == nil {
-		fetch = fetcher.Fetch
-	}
 	return place.Ticket(ctx, s, place.TicketRequest{
 		Key: req.Key, Entry: req.Entry, Threshold: req.Threshold, Fresh: req.Fresh, Now: req.Now,
-		Fetch: func(ctx context.Context) (*place.Fetched, error) {
-			res, err := fetch(ctx, *req.Fetch)
-			if err != nil {
-				return nil, err
-			}
-			return fetched(res)
-		},
+		Fetch: func(ctx context.Context) (*place.Fetched, error) { return fetchTicket(ctx, req.FetchFunc, *req.Fetch) },
 	})
 }
 
-// fetched is what the cache keeps of a fetch.
-func fetched(res *fetcher.Result) (*place.Fetched, error) {
+// fetchTicket fetches with fetch (nil means fetcher.Fetch) and returns
+// what the cache keeps of the result.
+func fetchTicket(ctx context.Context, fetch FetchFunc, req fetcher.Request) (*place.Fetched, error) {
+	if fetch == nil {
+		fetch = fetcher.Fetch
+	}
+	res, err := fetch(ctx, req)
+	if err != nil {
+		return nil, err
+	}
 	cache, err := res.Cache.MarshalBinary()
 	if err != nil {
 		return nil, err
