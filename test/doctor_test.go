@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	ctr "github.com/gmsa-hook/gmsa-hook/hook/container"
 	"github.com/gmsa-hook/gmsa-hook/hook/store"
 	"github.com/gmsa-hook/gmsa-hook/install"
 )
@@ -326,7 +327,7 @@ func TestDoctorRenewalAndStore(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { os.RemoveAll(onDisk) })
-		if store.OnMemoryFS(onDisk) {
+		if ctr.OnMemoryFS(onDisk) {
 			t.Fatalf("%s is on a memory file system: this case needs a disk", onDisk)
 		}
 		otherVersion := openStore(t)

@@ -702,7 +702,7 @@ func stepStore(ctx context.Context, st *doctorState) (string, error) {
 	if !fi.IsDir() {
 		return "", fmt.Errorf("%w: run_dir %s is not a directory", store.ErrRunDir, dir)
 	}
-	if !store.OnMemoryFS(dir) {
+	if !container.OnMemoryFS(dir) {
 		return "", fmt.Errorf("%w: run_dir %s is on a disk, not a memory file system: tickets must not reach a disk", store.ErrRunDir, dir)
 	}
 	vf := filepath.Join(dir, store.VersionFile)

@@ -180,7 +180,7 @@ func Create(ctx context.Context, r Request, st *container.State, rep *Report, t 
 	}
 	rep.Rule = adm.Rule
 	t = rep.Lap("policy", t)
-	if r.Fetch == nil && !store.OnMemoryFS(runDir) {
+	if r.Fetch == nil && !container.OnMemoryFS(runDir) {
 		// Opening the store would mount a tmpfs there, which a container
 		// made before may not see: the full run says so.
 		return fmt.Errorf("%w: %s is not a memory file system yet", ErrFullRun, runDir)
@@ -189,7 +189,7 @@ func Create(ctx context.Context, r Request, st *container.State, rep *Report, t 
 	if err != nil {
 		return err
 	}
-	if mounted && st.Pid > 0 && !store.OnMemoryFS(fmt.Sprintf("/proc/%d/root%s", st.Pid, runDir)) {
+	if mounted && st.Pid > 0 && !container.OnMemoryFS(fmt.Sprintf("/proc/%d/root%s", st.Pid, runDir)) {
 		// The container's mount namespace was made before the tmpfs and
 		// does not share mounts with the host's: createContainer would not
 		// find the ticket there.

@@ -70,10 +70,6 @@ type Store struct {
 	Dir string
 }
 
-// OnMemoryFS reports whether dir is on a memory file system
-// (container.OnMemoryFS).
-func OnMemoryFS(dir string) bool { return container.OnMemoryFS(dir) }
-
 // Open makes the store's directories when missing and checks what was
 // there: real directories of root's (or the euid's) that nobody else can
 // write (container.CheckRunDir), a memory file system (mounted when
@@ -149,11 +145,12 @@ func makeDir(dir string, mode os.FileMode) error {
 	return nil
 }
 
-// keepDir is makeDir for a directory that may exist already (as root's:
-// it is chowned back to root), which keeps its inode.
+// keepDir is mkdir for a directory that may exist already and must end
+// as a fresh one would (a directory of root's with exactly mode), keeping
+// its inode.
 func keepDir(dir string, mode os.FileMode) error {
-	if err := os.Mkdir(dir, mode); err != nil && !errors.Is(err, fs.ErrExist) {
-		return fmt.Errorf("make %s: %w", dir, err)
+	if err := mkdir(dir, mode); err != nil {
+		return err
 	}
 	if info, err := os.Lstat(dir); err != nil || !info.IsDir() {
 		return fmt.Errorf("make %s: not a directory", dir)

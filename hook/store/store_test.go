@@ -65,14 +65,14 @@ func TestOpenOnDisk(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(disk) })
-	if OnMemoryFS(disk) {
+	if container.OnMemoryFS(disk) {
 		t.Skipf("%s is on a memory file system here", disk)
 	}
 	os.MkdirAll(filepath.Join(disk, "run", "containers"), 0o711) // an earlier layout, empty
 	run := filepath.Join(disk, "run")
 	_, mounted, err := Open(run)
-	if err != nil || !mounted || !OnMemoryFS(run) {
-		t.Fatalf("Open(%s) = %v, mounted %v, on tmpfs %v", run, err, mounted, OnMemoryFS(run))
+	if err != nil || !mounted || !container.OnMemoryFS(run) {
+		t.Fatalf("Open(%s) = %v, mounted %v, on tmpfs %v", run, err, mounted, container.OnMemoryFS(run))
 	}
 	syscall.Unmount(run, syscall.MNT_DETACH)
 
@@ -81,7 +81,7 @@ func TestOpenOnDisk(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "is on a disk, not a memory file system, and holds files (containers/krb5cc)") || !errors.Is(err, ErrRunDir) {
 		t.Errorf("error %v", err)
 	}
-	if OnMemoryFS(run) {
+	if container.OnMemoryFS(run) {
 		syscall.Unmount(run, syscall.MNT_DETACH)
 		t.Error("mounted over files on the disk")
 	}
