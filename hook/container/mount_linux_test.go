@@ -220,6 +220,22 @@ func mountsUnder(dir string) ([]string, error) {
 	return out, nil
 }
 
+// procSymlink is a rootfs setup: link (relative to the rootfs) a symlink
+// to /proc/sys/kernel, with a procfs mounted on the rootfs's /proc.
+func procSymlink(link string) func(rootfs string) error {
+	return func(rootfs string) error {
+		for _, d := range []string{"proc", filepath.Dir(link)} {
+			if err := os.MkdirAll(filepath.Join(rootfs, d), 0o755); err != nil {
+				return err
+			}
+		}
+		if err := os.Symlink("/proc/sys/kernel", filepath.Join(rootfs, link)); err != nil {
+			return err
+		}
+		return unix.Mount("proc", filepath.Join(rootfs, "proc"), "proc", 0, "")
+	}
+}
+
 // TestMountRefusesOtherFilesystems: a mount point that resolves onto
 // another filesystem inside the rootfs (procfs through a symlink in the
 // image, a volume mounted on /var) is refused, with openat2 and with the
@@ -233,29 +249,9 @@ func TestMountRefusesOtherFilesystems(t *testing.T) {
 		walk  string                    // the walk's error, when it differs
 		other string                    // a directory of the other filesystem, which must stay as it was
 	}{
-		{name: "symlink to procfs", setup: func(rootfs string) error {
-			for _, d := range []string{"proc", "var/credentials-fetcher"} {
-				if err := os.MkdirAll(filepath.Join(rootfs, d), 0o755); err != nil {
-					return err
-				}
-			}
-			if err := os.Symlink("/proc/sys/kernel", filepath.Join(rootfs, "var/credentials-fetcher/krbdir")); err != nil {
-				return err
-			}
-			return unix.Mount("proc", filepath.Join(rootfs, "proc"), "proc", 0, "")
-		}, want: "make mount point: /var/credentials-fetcher/krbdir crosses a mount inside the rootfs: invalid cross-device link", other: "proc/sys/kernel",
+		{name: "symlink to procfs", setup: procSymlink("var/credentials-fetcher/krbdir"), want: "make mount point: /var/credentials-fetcher/krbdir crosses a mount inside the rootfs: invalid cross-device link", other: "proc/sys/kernel",
 			walk: `make mount point: "krbdir" is not a directory (symlinks are refused on kernels without openat2): not a directory`},
-		{name: "parent symlink to procfs", setup: func(rootfs string) error {
-			for _, d := range []string{"proc", "var"} {
-				if err := os.MkdirAll(filepath.Join(rootfs, d), 0o755); err != nil {
-					return err
-				}
-			}
-			if err := os.Symlink("/proc/sys/kernel", filepath.Join(rootfs, "var/credentials-fetcher")); err != nil {
-				return err
-			}
-			return unix.Mount("proc", filepath.Join(rootfs, "proc"), "proc", 0, "")
-		}, want: "make mount point: /var/credentials-fetcher crosses a mount inside the rootfs: invalid cross-device link", other: "proc/sys/kernel",
+		{name: "parent symlink to procfs", setup: procSymlink("var/credentials-fetcher"), want: "make mount point: /var/credentials-fetcher crosses a mount inside the rootfs: invalid cross-device link", other: "proc/sys/kernel",
 			walk: `make mount point: "credentials-fetcher" is not a directory (symlinks are refused on kernels without openat2): not a directory`},
 		{name: "tmpfs on /var", setup: func(rootfs string) error {
 			if err := os.MkdirAll(filepath.Join(rootfs, "var"), 0o755); err != nil {
@@ -286,10 +282,11 @@ func TestMountRefusesOtherFilesystems(t *testing.T) {
 						return err
 					}
 					err = MountTicketDir(src, rootfs)
-					want := "cannot mount the ticket directory onto /var/credentials-fetcher/krbdir in " + rootfs + ": " + tt.want
+					reason := tt.want
 					if walk == "no openat2" && tt.walk != "" {
-						want = "cannot mount the ticket directory onto /var/credentials-fetcher/krbdir in " + rootfs + ": " + tt.walk
+						reason = tt.walk
 					}
+					want := "cannot mount the ticket directory onto /var/credentials-fetcher/krbdir in " + rootfs + ": " + reason
 					if err == nil || err.Error() != want || !errors.Is(err, ErrMount) {
 						t.Errorf("err = %v\nwant  %s", err, want)
 					}
